@@ -1,0 +1,86 @@
+"""The names users type and the integer codes kernels branch on, in one place.
+
+Every backend receives its settings as one :class:`KernelConfig` record. Its
+fields are plain integers and floats, so a compiled kernel is specialised once
+per dtype and data layout, never once per hyperparameter value.
+"""
+
+from typing import NamedTuple
+
+# Order matters: the position of a name is the code the kernels branch on.
+LOSSES = (
+    "squared_error",
+    "huber",
+    "epsilon_insensitive",
+    "log_loss",
+    "multinomial",
+    "hinge",
+)
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+PENALTIES = (None, "l2", "l1", "elasticnet")
+SCHEDULES = ("constant", "invscaling", "exponential", "step")
+
+REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive")
+CLASSIFICATION_LOSSES = ("log_loss", "multinomial", "hinge")
+# Losses with a probabilistic reading, hence a ``predict_proba``.
+PROBABILISTIC_LOSSES = ("log_loss", "multinomial")
+
+(
+    LOSS_SQUARED_ERROR,
+    LOSS_HUBER,
+    LOSS_EPSILON_INSENSITIVE,
+    LOSS_LOG,
+    LOSS_MULTINOMIAL,
+    LOSS_HINGE,
+) = range(len(LOSSES))
+(
+    OPT_SGD,
+    OPT_MOMENTUM,
+    OPT_NESTEROV,
+    OPT_ADAGRAD,
+    OPT_RMSPROP,
+    OPT_ADAM,
+    OPT_ADAMW,
+) = range(len(OPTIMIZERS))
+
+
+class KernelConfig(NamedTuple):
+    """Everything an epoch kernel needs besides the arrays.
+
+    The penalty arrives already split into its two parts, so kernels never
+    look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
+    smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
+    ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
+    """
+
+    loss: int
+    optimizer: int
+    batch_size: int
+    drop_last: int
+    fit_intercept: int
+    l2: float
+    l1: float
+    epsilon: float
+    power_t: float
+    momentum: float
+    beta1: float
+    beta2: float
+    eps: float
+    rho: float
+    weight_decay: float
+
+
+def penalty_split(penalty, alpha, l1_ratio):
+    """Return ``(l2, l1)`` coefficients of scikit-learn's SGD penalty convention.
+
+    R(w) = ½‖w‖² for l2, ‖w‖₁ for l1 and
+    ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` for elasticnet; the objective is
+    the mean loss plus ``alpha · R(w)``.
+    """
+    if penalty is None:
+        return 0.0, 0.0
+    if penalty == "l2":
+        return float(alpha), 0.0
+    if penalty == "l1":
+        return 0.0, float(alpha)
+    return float(alpha) * (1.0 - l1_ratio), float(alpha) * l1_ratio

@@ -1,0 +1,239 @@
+"""The engine: validation, the epoch loop, stopping and callbacks.
+
+Python runs once per epoch. Each epoch draws the row order from the engine's
+seeded NumPy generator (so every backend sees the same batches) and makes one
+backend call that runs all of the epoch's batches in compiled code.
+"""
+
+import time
+
+import numpy as np
+
+from ._result import FitResult
+from ._validation import check_fit_settings, check_option, check_X, check_y
+from .backends import BACKEND_MODULES, get_backend
+
+
+def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
+    """Base learning rate of epoch ``epoch`` (0-based) for the per-epoch schedules.
+
+    ``exponential``: ``lr · decay**epoch``; ``step``: ``lr · gamma**(epoch //
+    step_size)``. ``invscaling`` decays per update inside the kernels and
+    ``constant`` never does, so both return ``lr`` here.
+    """
+    if schedule == "exponential":
+        return lr * decay**epoch
+    if schedule == "step":
+        return lr * gamma ** (epoch // step_size)
+    return lr
+
+
+def row_order_dtype(n_samples):
+    """int32 indices where they fit: half the memory traffic of int64."""
+    return np.int32 if n_samples < 2**31 else np.int64
+
+
+def fit(
+    X,
+    y,
+    *,
+    loss="squared_error",
+    optimizer="sgd",
+    lr=0.01,
+    schedule="constant",
+    batch_size=32,
+    epochs=10,
+    penalty=None,
+    alpha=0.0001,
+    l1_ratio=0.15,
+    fit_intercept=True,
+    shuffle=True,
+    drop_last=False,
+    tol=None,
+    n_iter_no_change=5,
+    random_state=None,
+    backend="numba",
+    callback=None,
+    n_classes=None,
+    epsilon=0.1,
+    power_t=0.25,
+    decay=0.9,
+    step_size=10,
+    gamma=0.1,
+    momentum=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    rho=0.9,
+    weight_decay=0.01,
+):
+    """Fit a linear model by mini-batch gradient descent.
+
+    One engine covers batch GD (``batch_size=None``), stochastic GD
+    (``batch_size=1``) and everything between. The objective is the mean loss
+    over the rows plus ``alpha · R(w)`` (scikit-learn's SGD convention); the
+    intercept is not penalised.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Training data. A C-contiguous float32 or float64 array is used as it
+        is, without a copy, and a float32 X trains in float32. Integer X is
+        converted to float64; other layouts are copied once to C order.
+    y : array-like of shape (n_samples,)
+        Targets: real values for the regression losses, class codes 0/1 for
+        ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``.
+    loss : {'squared_error', 'huber', 'epsilon_insensitive', 'log_loss', \
+'multinomial', 'hinge'}, default='squared_error'
+        ``squared_error`` is ``½(p − y)²``; ``huber`` and
+        ``epsilon_insensitive`` use ``epsilon``; ``log_loss`` is binary
+        logistic regression, ``multinomial`` softmax cross-entropy and
+        ``hinge`` the linear SVM loss ``max(0, 1 − s·p)`` with ``s = 2y − 1``.
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', \
+'adamw'}, default='sgd'
+    lr : float, default=0.01
+        Base learning rate (> 0).
+    schedule : {'constant', 'invscaling', 'exponential', 'step'}, default='constant'
+        ``invscaling``: ``lr / t**power_t`` at update t (1-based);
+        ``exponential``: ``lr · decay**epoch``; ``step``:
+        ``lr · gamma**(epoch // step_size)`` (epochs counted from 0).
+    batch_size : int or None, default=32
+        Rows per update. None, or anything >= n_samples, is full-batch GD.
+    epochs : int, default=10
+        Maximum number of passes over the data.
+    penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
+        R(w) = ½‖w‖² (l2), ‖w‖₁ (l1) or
+        ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` (elasticnet). The L2 part is
+        added to the gradient; the L1 part is a proximal soft-threshold
+        ``lr_t · alpha · l1_ratio`` after each update, so weights reach
+        exactly zero.
+    alpha : float, default=0.0001
+        Penalty strength (>= 0).
+    l1_ratio : float, default=0.15
+        Elastic-net mixing, in [0, 1].
+    fit_intercept : bool, default=True
+    shuffle : bool, default=True
+        Visit the rows in a fresh random order every epoch; False keeps the
+        data's order.
+    drop_last : bool, default=False
+        Skip the last batch of an epoch when it is smaller than ``batch_size``.
+    tol : float or None, default=None
+        With a value, stop once the epoch loss has not improved on the best
+        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
+    n_iter_no_change : int, default=5
+    random_state : int, numpy.random.Generator or None, default=None
+        Seeds the row order. The same seed gives bit-identical results.
+    backend : {'numba', 'numpy'}, default='numba'
+        See :func:`fastgd.available_backends`.
+    callback : callable or None, default=None
+        Called after every epoch as ``callback(epoch, loss, coef, intercept)``
+        (epoch counted from 1; copies of the current parameters). Returning
+        True stops training.
+    n_classes : int or None, default=None
+        Number of classes for ``multinomial`` (default ``max(y) + 1``).
+    epsilon : float, default=0.1
+        Width of the quadratic zone of ``huber`` and the insensitive zone of
+        ``epsilon_insensitive``.
+    power_t : float, default=0.25
+        Exponent of ``invscaling``.
+    decay : float, default=0.9
+        Per-epoch factor of ``exponential``, in (0, 1].
+    step_size : int, default=10
+        Epochs between the drops of ``step``.
+    gamma : float, default=0.1
+        Factor of each drop of ``step``, in (0, 1].
+    momentum : float, default=0.9
+        ``momentum`` and ``nesterov``: ``v = momentum·v + g``; the step is
+        ``lr·v`` (``lr·(g + momentum·v)`` for nesterov), as in PyTorch.
+    beta1, beta2 : float, default=0.9, 0.999
+        Adam's moment decays, in [0, 1).
+    eps : float, default=1e-8
+        Added to the root of the second moment (adagrad, rmsprop, adam).
+    rho : float, default=0.9
+        RMSprop's decay of the squared-gradient average, in [0, 1).
+    weight_decay : float, default=0.01
+        AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.
+
+    Returns
+    -------
+    FitResult
+        ``coef``, ``intercept``, ``loss_history``, ``n_epochs``,
+        ``n_updates``, ``converged``, ``epoch_seconds``, ``predict(X)`` and,
+        for ``log_loss`` and ``multinomial``, ``predict_proba(X)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For any input or setting that cannot be fitted; the message names the
+        argument, the value received and what is allowed.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 3))
+    >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    >>> result = fastgd.fit(X, y, lr=0.05, epochs=20, random_state=0)
+    >>> np.round(result.coef, 2), round(result.intercept, 2)
+    (array([ 1. , -2. ,  0.5]), 3.0)
+    """
+    check_option("backend", backend, tuple(BACKEND_MODULES))
+    X = check_X(X)
+    n_samples = X.shape[0]
+    cfg = check_fit_settings(
+        loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
+        batch_size=batch_size, n_samples=n_samples, epochs=epochs, penalty=penalty,
+        alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+        drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
+        epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
+        gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
+        weight_decay=weight_decay,
+    )  # fmt: skip
+    y, n_outputs = check_y(y, n_samples, loss, X.dtype, n_classes)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {callback!r}.")
+    kernels = get_backend(backend)
+
+    n_features = X.shape[1]
+    P = np.zeros((n_outputs, n_features + 1), dtype=X.dtype)
+    state = np.zeros((2, n_outputs, n_features + 1), dtype=X.dtype)
+    rng = np.random.default_rng(random_state)
+    order = np.arange(n_samples, dtype=row_order_dtype(n_samples))
+
+    result = FitResult(coef=None, intercept=None, loss=loss)
+    best_loss, no_improvement = np.inf, 0
+    for epoch in range(epochs):
+        if shuffle:
+            rng.shuffle(order)
+        epoch_lr = epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
+        started = time.perf_counter()
+        epoch_loss, n_updates = kernels.run_epoch(
+            X, y, order, P, state, cfg, epoch_lr, result.n_updates
+        )
+        result.epoch_seconds.append(time.perf_counter() - started)
+        result.loss_history.append(float(epoch_loss))
+        result.n_updates += int(n_updates)
+        result.n_epochs = epoch + 1
+        _store_parameters(result, P, n_outputs)
+
+        if callback is not None and callback(
+            epoch + 1, float(epoch_loss), result.coef.copy(), np.copy(result.intercept)
+        ):
+            break
+        if tol is not None:
+            no_improvement = no_improvement + 1 if epoch_loss > best_loss - tol else 0
+            best_loss = min(best_loss, epoch_loss)
+            if no_improvement >= n_iter_no_change:
+                result.converged = True
+                break
+    return result
+
+
+def _store_parameters(result, P, n_outputs):
+    """Copy the engine's parameter block into the result's public shapes."""
+    if n_outputs == 1:
+        result.coef = P[0, :-1].copy()
+        result.intercept = float(P[0, -1])
+    else:
+        result.coef = P[:, :-1].copy()
+        result.intercept = P[:, -1].copy()

@@ -1,0 +1,120 @@
+"""What a fit returns: the parameters, the history, and prediction."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._config import CLASSIFICATION_LOSSES, PROBABILISTIC_LOSSES
+from ._validation import check_X
+
+
+def softmax(Z):
+    """Row-wise softmax of scores ``Z`` of shape (n, K), without overflow."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def sigmoid(z):
+    """Logistic function without overflow warnings."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fastgd.fit`.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_features,) or (K, n_features)
+        Weights; 1-D for regression and binary classification (K = 1).
+    intercept : float or ndarray of shape (K,)
+    loss_history : list of float
+        One value per epoch: the mean over that epoch's batches of the batch's
+        mean training loss (without the penalty), measured with the parameters
+        each batch saw before its update.
+    n_epochs : int
+        Epochs run (fewer than ``epochs`` when ``tol`` stopped training).
+    n_updates : int
+        Parameter updates made (one per batch).
+    converged : bool
+        True when the ``tol`` rule stopped training before ``epochs``.
+    epoch_seconds : list of float
+        Wall time of each epoch's backend call.
+    loss : str
+        The loss that was minimised; decides what ``predict`` returns.
+    """
+
+    coef: np.ndarray
+    intercept: object
+    loss_history: list = field(default_factory=list)
+    n_epochs: int = 0
+    n_updates: int = 0
+    converged: bool = False
+    epoch_seconds: list = field(default_factory=list)
+    loss: str = "squared_error"
+
+    @property
+    def n_features(self):
+        return self.coef.shape[-1]
+
+    def decision_function(self, X):
+        """Raw scores ``X · coef + intercept``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, K)
+        """
+        X = check_X(X, dtype=self.coef.dtype)
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but this model is expecting "
+                f"{self.n_features} features as input."
+            )
+        return X @ self.coef.T + self.intercept
+
+    def predict(self, X):
+        """Predicted targets (regression) or class codes (classification).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Real values for the regression losses; class codes (0/1, or
+            0..K-1 for multinomial) as int64 for the classification losses.
+        """
+        scores = self.decision_function(X)
+        if self.loss not in CLASSIFICATION_LOSSES:
+            return scores
+        if scores.ndim == 2:
+            return scores.argmax(axis=1)
+        return (scores > 0).astype(np.int64)
+
+    def predict_proba(self, X):
+        """Class probabilities, for ``log_loss`` and ``multinomial``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in class-code order; each row sums to 1.
+        """
+        if self.loss not in PROBABILISTIC_LOSSES:
+            raise AttributeError(
+                f"predict_proba is not available for loss={self.loss!r}; it needs "
+                f"one of {', '.join(map(repr, PROBABILISTIC_LOSSES))}."
+            )
+        scores = self.decision_function(X)
+        if scores.ndim == 2:
+            return softmax(scores)
+        positive = sigmoid(scores)
+        return np.column_stack([1.0 - positive, positive])

@@ -1,0 +1,204 @@
+"""The NumPy reference backend: the executable specification of an epoch.
+
+Boring on purpose: one batch at a time, vectorised over the batch's rows, one
+small function per loss and per optimizer, written next to the textbook
+formulas (``J = 1/2m Σ (h(x) − y)²``, ``θ := θ − α∇J``). Every compiled backend
+is tested against this file.
+
+Shapes: ``P`` holds one row per output, the weights in columns ``0..d-1``
+and the intercept in column ``d`` (shape ``(K, d + 1)``: each output's
+weights are contiguous, which is what lets the compiled kernels vectorise);
+``state`` holds the optimizer's two moment arrays (shape ``(2, K, d + 1)``).
+"""
+
+import numpy as np
+
+from .._config import (
+    LOSS_EPSILON_INSENSITIVE,
+    LOSS_HINGE,
+    LOSS_HUBER,
+    LOSS_LOG,
+    LOSS_MULTINOMIAL,
+    LOSS_SQUARED_ERROR,
+    OPT_ADAGRAD,
+    OPT_ADAM,
+    OPT_ADAMW,
+    OPT_MOMENTUM,
+    OPT_NESTEROV,
+    OPT_RMSPROP,
+    OPT_SGD,
+)
+
+# --- losses: per-row value and derivative with respect to the prediction ----
+
+
+def squared_error(Z, y, cfg):
+    r = Z[:, 0] - y
+    return 0.5 * r * r, r[:, None]
+
+
+def huber(Z, y, cfg):
+    r = Z[:, 0] - y
+    eps = cfg.epsilon
+    small = np.abs(r) <= eps
+    loss = np.where(small, 0.5 * r * r, eps * np.abs(r) - 0.5 * eps * eps)
+    dz = np.where(small, r, eps * np.sign(r))
+    return loss, dz[:, None]
+
+
+def epsilon_insensitive(Z, y, cfg):
+    r = Z[:, 0] - y
+    outside = np.abs(r) > cfg.epsilon
+    loss = np.maximum(np.abs(r) - cfg.epsilon, 0.0)
+    return loss, np.where(outside, np.sign(r), 0.0)[:, None]
+
+
+def log_loss(Z, y, cfg):
+    z = Z[:, 0]
+    # log(1 + exp(-s·z)) with s = ±1, written so exp never overflows.
+    loss = np.logaddexp(0.0, -(2.0 * y - 1.0) * z)
+    sigmoid = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return loss, (sigmoid - y)[:, None]
+
+
+def multinomial(Z, y, cfg):
+    codes = y.astype(np.intp)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    rows = np.arange(len(codes))
+    loss = log_norm - shifted[rows, codes]
+    dz = np.exp(shifted - log_norm[:, None])
+    dz[rows, codes] -= 1.0
+    return loss, dz
+
+
+def hinge(Z, y, cfg):
+    s = 2.0 * y - 1.0
+    margin = s * Z[:, 0]
+    loss = np.maximum(1.0 - margin, 0.0)
+    return loss, np.where(margin < 1.0, -s, 0.0)[:, None]
+
+
+LOSS_FUNCTIONS = {
+    LOSS_SQUARED_ERROR: squared_error,
+    LOSS_HUBER: huber,
+    LOSS_EPSILON_INSENSITIVE: epsilon_insensitive,
+    LOSS_LOG: log_loss,
+    LOSS_MULTINOMIAL: multinomial,
+    LOSS_HINGE: hinge,
+}
+
+# --- optimizers: in-place update of parameters p and moments s (2, ...) -----
+
+
+def sgd(p, g, s, eta, t, cfg):
+    p -= eta * g
+
+
+def momentum(p, g, s, eta, t, cfg):
+    s[0] = cfg.momentum * s[0] + g
+    p -= eta * s[0]
+
+
+def nesterov(p, g, s, eta, t, cfg):
+    s[0] = cfg.momentum * s[0] + g
+    p -= eta * (g + cfg.momentum * s[0])
+
+
+def adagrad(p, g, s, eta, t, cfg):
+    s[0] += g * g
+    p -= eta * g / (np.sqrt(s[0]) + cfg.eps)
+
+
+def rmsprop(p, g, s, eta, t, cfg):
+    s[0] = cfg.rho * s[0] + (1.0 - cfg.rho) * g * g
+    p -= eta * g / (np.sqrt(s[0]) + cfg.eps)
+
+
+def adam(p, g, s, eta, t, cfg):
+    s[0] = cfg.beta1 * s[0] + (1.0 - cfg.beta1) * g
+    s[1] = cfg.beta2 * s[1] + (1.0 - cfg.beta2) * g * g
+    m_hat = s[0] / (1.0 - cfg.beta1**t)
+    v_hat = s[1] / (1.0 - cfg.beta2**t)
+    p -= eta * m_hat / (np.sqrt(v_hat) + cfg.eps)
+
+
+OPTIMIZER_STEPS = {
+    OPT_SGD: sgd,
+    OPT_MOMENTUM: momentum,
+    OPT_NESTEROV: nesterov,
+    OPT_ADAGRAD: adagrad,
+    OPT_RMSPROP: rmsprop,
+    OPT_ADAM: adam,
+    # AdamW is Adam plus a decoupled weight decay, applied in run_epoch.
+    OPT_ADAMW: adam,
+}
+
+
+def learning_rate(lr, t, power_t):
+    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling)."""
+    return lr / t**power_t if power_t != 0.0 else lr
+
+
+def soft_threshold(w, threshold):
+    """Proximal step of ``threshold · ‖w‖₁``: shrink towards 0, land on exactly 0."""
+    return np.sign(w) * np.maximum(np.abs(w) - threshold, 0.0)
+
+
+def batch_bounds(n_rows, batch_size, drop_last):
+    """Start and stop of every batch of an epoch over ``n_rows`` rows."""
+    starts = range(0, n_rows, batch_size)
+    bounds = [(start, min(start + batch_size, n_rows)) for start in starts]
+    if drop_last and bounds and bounds[-1][1] - bounds[-1][0] < batch_size:
+        bounds.pop()
+    return bounds
+
+
+def run_epoch(X, y, order, P, state, cfg, lr, t0):
+    """Run one epoch of mini-batch gradient descent over the rows ``X[order]``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,), same dtype as X (class codes for the
+        classification losses)
+    order : ndarray of shape (n_rows,), integer row indices visited in order
+    P : ndarray of shape (K, n_features + 1), updated in place
+    state : ndarray of shape (2, K, n_features + 1), updated in place
+    cfg : KernelConfig
+    lr : float, base learning rate of this epoch
+    t0 : int, number of updates made before this epoch
+
+    Returns
+    -------
+    mean_loss : float
+        Mean over the epoch's batches of the batch's mean loss, each measured
+        with the parameters the batch saw (before its update).
+    n_updates : int
+    """
+    W, b = P[:, :-1].T, P[:, -1]
+    n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
+    bounds = batch_bounds(len(order), cfg.batch_size, cfg.drop_last)
+    loss_fn = LOSS_FUNCTIONS[cfg.loss]
+    step = OPTIMIZER_STEPS[cfg.optimizer]
+    batch_losses = []
+    t = t0
+    for start, stop in bounds:
+        rows = order[start:stop]
+        Xb, yb = X[rows], y[rows]
+        loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
+        batch_losses.append(loss.mean())
+
+        m = stop - start
+        grad = np.empty_like(P)
+        grad[:, :-1] = (Xb.T @ dZ / m + cfg.l2 * W).T
+        grad[:, -1] = dZ.sum(axis=0) / m
+
+        t += 1
+        eta = learning_rate(lr, t, cfg.power_t)
+        if cfg.optimizer == OPT_ADAMW:
+            W *= 1.0 - eta * cfg.weight_decay
+        step(P[:, :n_params], grad[:, :n_params], state[:, :, :n_params], eta, t, cfg)
+        if cfg.l1 > 0.0:
+            W[:] = soft_threshold(W, eta * cfg.l1)
+    return float(np.mean(batch_losses)), t - t0
