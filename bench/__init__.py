@@ -1,0 +1,1 @@
+"""Benchmarks and the demo: tools, not tests (see README, Performance)."""

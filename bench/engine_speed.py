@@ -1,0 +1,111 @@
+"""Throughput of one epoch, per backend and batch size (`make bench-speed`).
+
+Default problem: n = 1,000,000 × d = 64 float64, squared_error, plain SGD,
+shuffled rows, one thread. Every backend first proves it computes the same
+parameters as the NumPy reference on a slice of the problem, then each
+(backend, batch size) is timed over ``--repeats`` epochs, the backends
+interleaved so that machine noise hits them alike. The NumPy reference is
+slow per row, so it runs on a prefix of the epoch's row order (its cost per
+row does not depend on n) and says so.
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+import fastgd
+from fastgd._engine import row_order_dtype
+from fastgd._synthetic import make_problem
+from fastgd._validation import check_fit_settings
+from fastgd.backends import get_backend
+
+SETTINGS = dict(
+    loss="squared_error", optimizer="sgd", lr=1e-3, schedule="constant", epochs=1,
+    penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True, drop_last=False,
+    tol=None, n_iter_no_change=5, epsilon=0.1, power_t=0.25, decay=0.9,
+    step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+    rho=0.9, weight_decay=0.01,
+)  # fmt: skip
+
+
+def machine_line():
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info
+                       if line.startswith("model name"))  # fmt: skip
+    except (OSError, StopIteration):
+        pass
+    return (f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"numpy {np.__version__}, numba {numba.__version__}, one thread")  # fmt: skip
+
+
+def time_epoch(kernels, X, y, order, cfg, n_outputs):
+    """Seconds for one epoch over ``order`` from zero parameters."""
+    P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
+    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    started = time.perf_counter()
+    kernels.run_epoch(X, y, order, P, state, cfg, SETTINGS["lr"], 0)
+    return time.perf_counter() - started, P
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32, 4096])
+    parser.add_argument("--backends", nargs="+", default=None,
+                        help="default: every available backend")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reference-rows", type=int, default=20_000,
+                        help="rows of the NumPy reference's timed prefix")  # fmt: skip
+    args = parser.parse_args(argv)
+    backends = args.backends or fastgd.available_backends()
+
+    print(machine_line())
+    X, y = make_problem(args.n, args.d, dtype=np.dtype(args.dtype).type)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(args.n).astype(row_order_dtype(args.n))
+    print(f"problem: n={args.n:,} d={args.d} {args.dtype}, squared_error, sgd, "
+          f"shuffled, median of {args.repeats} epochs\n")  # fmt: skip
+
+    reference = get_backend("numpy")
+    rows = {}
+    for batch_size in args.batch_sizes:
+        cfg = check_fit_settings(batch_size=batch_size, n_samples=args.n, **SETTINGS)
+        check = order[: min(args.n, 4 * batch_size + 1000)]
+        _, expected = time_epoch(reference, X, y, check, cfg, 1)
+        for name in backends:
+            _, got = time_epoch(get_backend(name), X, y, check, cfg, 1)
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name} disagrees with the reference")  # fmt: skip
+        seconds = {name: [] for name in backends}
+        for _ in range(args.repeats):
+            for name in backends:
+                part = order if name != "numpy" else order[: args.reference_rows]
+                elapsed, _ = time_epoch(get_backend(name), X, y, part, cfg, 1)
+                seconds[name].append(elapsed / len(part))
+        for name in backends:
+            per_row = np.array(seconds[name])
+            rows[name, batch_size] = 1.0 / per_row
+            note = f"  (timed on {args.reference_rows:,} rows)" if name == "numpy" else ""
+            print(f"{name:>7} batch {batch_size:>5}: {np.median(1 / per_row):>13,.0f} rows/s "
+                  f"[min {np.min(1 / per_row):,.0f}, max {np.max(1 / per_row):,.0f}]{note}")  # fmt: skip
+    if "numpy" in backends:
+        print()
+        for name in backends:
+            if name == "numpy":
+                continue
+            for batch_size in args.batch_sizes:
+                ratio = np.median(rows[name, batch_size]) / np.median(rows["numpy", batch_size])
+                print(f"{name} / numpy at batch {batch_size}: {ratio:,.1f}x")
+
+
+if __name__ == "__main__":
+    main()
