@@ -179,45 +179,29 @@ def fit(
     """
     check_option("backend", backend, tuple(BACKEND_MODULES))
     X = check_X(X)
-    n_samples = X.shape[0]
     cfg = check_fit_settings(
         loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
-        batch_size=batch_size, n_samples=n_samples, epochs=epochs, penalty=penalty,
+        batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
         alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
         drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
         epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
         gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
         weight_decay=weight_decay,
     )  # fmt: skip
-    y, n_outputs = check_y(y, n_samples, loss, X.dtype, n_classes)
+    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None; got {callback!r}.")
-    kernels = get_backend(backend)
-
-    n_features = X.shape[1]
-    P = np.zeros((n_outputs, n_features + 1), dtype=X.dtype)
-    state = np.zeros((2, n_outputs, n_features + 1), dtype=X.dtype)
-    rng = np.random.default_rng(random_state)
-    order = np.arange(n_samples, dtype=row_order_dtype(n_samples))
-
-    result = FitResult(coef=None, intercept=None, loss=loss)
+    trainer = Trainer(
+        cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
+        random_state=random_state, lr=lr, schedule=schedule, decay=decay,
+        step_size=step_size, gamma=gamma,
+    )  # fmt: skip
     best_loss, no_improvement = np.inf, 0
-    for epoch in range(epochs):
-        if shuffle:
-            rng.shuffle(order)
-        epoch_lr = epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
-        started = time.perf_counter()
-        epoch_loss, n_updates = kernels.run_epoch(
-            X, y, order, P, state, cfg, epoch_lr, result.n_updates
-        )
-        result.epoch_seconds.append(time.perf_counter() - started)
-        result.loss_history.append(float(epoch_loss))
-        result.n_updates += int(n_updates)
-        result.n_epochs = epoch + 1
-        _store_parameters(result, P, n_outputs)
-
+    for _ in range(epochs):
+        epoch_loss = trainer.epoch(X, y, shuffle=shuffle)
+        result = trainer.result
         if callback is not None and callback(
-            epoch + 1, float(epoch_loss), result.coef.copy(), np.copy(result.intercept)
+            result.n_epochs, epoch_loss, result.coef.copy(), np.copy(result.intercept)
         ):
             break
         if tol is not None:
@@ -226,14 +210,75 @@ def fit(
             if no_improvement >= n_iter_no_change:
                 result.converged = True
                 break
-    return result
+    return trainer.result
 
 
-def _store_parameters(result, P, n_outputs):
-    """Copy the engine's parameter block into the result's public shapes."""
-    if n_outputs == 1:
-        result.coef = P[0, :-1].copy()
-        result.intercept = float(P[0, -1])
-    else:
-        result.coef = P[:, :-1].copy()
-        result.intercept = P[:, -1].copy()
+class Trainer:
+    """One model's parameters, optimizer state and counters, advanced an epoch at a time.
+
+    ``fastgd.fit`` runs a fresh Trainer for ``epochs`` epochs; an estimator's
+    ``partial_fit`` keeps one and calls :meth:`epoch` with each new chunk of
+    (validated) data, so both share one code path and give the same numbers.
+
+    Parameters
+    ----------
+    cfg : KernelConfig
+        From ``check_fit_settings``.
+    n_features, n_outputs : int
+    dtype : numpy dtype
+        float32 or float64: the dtype of X, parameters and optimizer state.
+    loss, backend, lr, schedule, decay, step_size, gamma :
+        As in :func:`fastgd.fit` (already validated).
+    random_state : int, Generator or None
+        Seeds the generator that draws every epoch's row order.
+    """
+
+    def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
+                 random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1):  # fmt: skip
+        self.cfg = cfg
+        self.kernels = get_backend(backend)
+        self.P = np.zeros((n_outputs, n_features + 1), dtype=dtype)
+        self.state = np.zeros((2, n_outputs, n_features + 1), dtype=dtype)
+        self.rng = np.random.default_rng(random_state)
+        self.schedule = (schedule, lr, decay, step_size, gamma)
+        self.result = FitResult(coef=None, intercept=None, loss=loss)
+        self._store_parameters()
+        self._order = None
+
+    def epoch(self, X, y, *, shuffle=True):
+        """Run one epoch over validated ``X``, ``y``; return its mean loss."""
+        n_samples = X.shape[0]
+        if self._order is None or self._order.shape[0] != n_samples:
+            self._order = np.arange(n_samples, dtype=row_order_dtype(n_samples))
+        elif not shuffle:
+            self._order[:] = np.arange(n_samples)
+        if shuffle:
+            self.rng.shuffle(self._order)
+        cfg = self.cfg
+        if cfg.batch_size > n_samples:
+            cfg = cfg._replace(batch_size=n_samples)
+        schedule, lr, decay, step_size, gamma = self.schedule
+        epoch_lr = epoch_learning_rate(
+            schedule, lr, self.result.n_epochs, decay, step_size, gamma
+        )
+        result = self.result
+        started = time.perf_counter()
+        epoch_loss, n_updates = self.kernels.run_epoch(
+            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
+        )
+        result.epoch_seconds.append(time.perf_counter() - started)
+        result.loss_history.append(float(epoch_loss))
+        result.n_updates += int(n_updates)
+        result.n_epochs += 1
+        self._store_parameters()
+        return float(epoch_loss)
+
+    def _store_parameters(self):
+        """Copy the parameter block into the result's public shapes."""
+        P, result = self.P, self.result
+        if P.shape[0] == 1:
+            result.coef = P[0, :-1].copy()
+            result.intercept = float(P[0, -1])
+        else:
+            result.coef = P[:, :-1].copy()
+            result.intercept = P[:, -1].copy()
