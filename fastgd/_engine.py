@@ -10,7 +10,13 @@ import time
 import numpy as np
 
 from ._result import FitResult
-from ._validation import check_fit_settings, check_option, check_X, check_y
+from ._validation import (
+    check_callback,
+    check_fit_settings,
+    check_option,
+    check_X,
+    check_y,
+)
 from .backends import BACKEND_MODULES, get_backend
 
 
@@ -189,28 +195,104 @@ def fit(
         weight_decay=weight_decay,
     )  # fmt: skip
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {callback!r}.")
+    check_callback(callback)
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
         random_state=random_state, lr=lr, schedule=schedule, decay=decay,
         step_size=step_size, gamma=gamma,
     )  # fmt: skip
-    best_loss, no_improvement = np.inf, 0
-    for _ in range(epochs):
-        epoch_loss = trainer.epoch(X, y, shuffle=shuffle)
-        result = trainer.result
-        if callback is not None and callback(
-            result.n_epochs, epoch_loss, result.coef.copy(), np.copy(result.intercept)
-        ):
-            break
-        if tol is not None:
-            no_improvement = no_improvement + 1 if epoch_loss > best_loss - tol else 0
-            best_loss = min(best_loss, epoch_loss)
-            if no_improvement >= n_iter_no_change:
-                result.converged = True
-                break
-    return trainer.result
+    result = trainer.result
+    result.converged = run_epochs(
+        lambda: trainer.epoch(X, y, shuffle=shuffle),
+        epochs,
+        plateau=None if tol is None else Plateau(tol, n_iter_no_change),
+        callback=callback,
+        parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
+    )
+    return result
+
+
+class Plateau:
+    """scikit-learn's ``n_iter_no_change`` rule on a value where lower is better.
+
+    An epoch counts as "no improvement" when its value is not below the best
+    value so far by at least ``tol``; ``n_iter_no_change`` such epochs in a row
+    stop training. ``fastgd.fit`` watches the training loss; an estimator with
+    ``early_stopping`` watches minus its validation score.
+
+    Attributes
+    ----------
+    best : float
+        The lowest value seen.
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best = np.inf
+        self._no_improvement = 0
+
+    def update(self, value):
+        """Record one epoch's ``value``; return True when training should stop."""
+        if value > self.best - self.tol:
+            self._no_improvement += 1
+        else:
+            self._no_improvement = 0
+        self.best = min(self.best, value)
+        return self._no_improvement >= self.n_iter_no_change
+
+
+def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
+               parameters=None, progress=None, first_epoch=1):  # fmt: skip
+    """The epoch loop shared by ``fastgd.fit`` and the estimators.
+
+    After each ``step()`` (one epoch; returns its training loss), in this
+    order: the progress display, the user's callback, the stopping rule.
+    Everything optional is skipped by one ``is None`` test per epoch, so a
+    loop without them costs nothing beyond the epochs themselves.
+
+    Parameters
+    ----------
+    step : callable
+        ``step() -> float``: run one epoch, return its mean training loss.
+    epochs : int
+        Most epochs to run.
+    plateau : Plateau or None
+        The stopping rule; None never stops early.
+    monitor : callable or None
+        ``monitor(loss) -> float``: the value the plateau watches (default:
+        the training loss itself).
+    callback : callable or None
+        ``callback(epoch, loss, coef, intercept)``; True stops training.
+    parameters : callable or None
+        ``parameters() -> (coef, intercept)``: copies handed to ``callback``.
+    progress : object or None
+        With ``update(loss)`` called after every epoch and ``close()`` at the
+        end (see ``fastgd._progress``).
+    first_epoch : int, default=1
+        Number given to the callback for the first epoch of this loop (an
+        estimator that continues training counts on from its earlier epochs).
+
+    Returns
+    -------
+    bool
+        True when the plateau rule stopped training, False otherwise.
+    """
+    try:
+        for epoch in range(first_epoch, first_epoch + epochs):
+            loss = step()
+            if progress is not None:
+                progress.update(loss)
+            if callback is not None and callback(epoch, loss, *parameters()):
+                return False
+            if plateau is not None and plateau.update(
+                loss if monitor is None else monitor(loss)
+            ):
+                return True
+        return False
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 class Trainer:
@@ -235,23 +317,58 @@ class Trainer:
 
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
                  random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1):  # fmt: skip
-        self.cfg = cfg
-        self.kernels = get_backend(backend)
+        self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
+                         step_size=step_size, gamma=gamma)  # fmt: skip
         self.P = np.zeros((n_outputs, n_features + 1), dtype=dtype)
         self.state = np.zeros((2, n_outputs, n_features + 1), dtype=dtype)
         self.rng = np.random.default_rng(random_state)
-        self.schedule = (schedule, lr, decay, step_size, gamma)
         self.result = FitResult(coef=None, intercept=None, loss=loss)
         self._store_parameters()
         self._order = None
+        self._rows = None
 
-    def epoch(self, X, y, *, shuffle=True):
-        """Run one epoch over validated ``X``, ``y``; return its mean loss."""
-        n_samples = X.shape[0]
-        if self._order is None or self._order.shape[0] != n_samples:
-            self._order = np.arange(n_samples, dtype=row_order_dtype(n_samples))
+    def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
+                    gamma=0.1):  # fmt: skip
+        """Take new settings, keeping parameters, optimizer state, counters and RNG.
+
+        An estimator calls this when it continues training (``warm_start``,
+        ``partial_fit``) after its hyperparameters were changed with
+        ``set_params``; the loss and the number of outputs cannot change.
+        """
+        self.cfg = cfg
+        self.backend = backend
+        self.kernels = get_backend(backend)
+        self.schedule = (schedule, lr, decay, step_size, gamma)
+
+    def snapshot(self):
+        """A copy of the parameter block, for :meth:`restore`."""
+        return self.P.copy()
+
+    def restore(self, P):
+        """Put back parameters taken by :meth:`snapshot` (e.g. the best epoch's)."""
+        self.P[...] = P
+        self._store_parameters()
+
+    def epoch(self, X, y, *, shuffle=True, rows=None):
+        """Run one epoch over validated ``X``, ``y``; return its mean loss.
+
+        ``rows`` (an index array) restricts the epoch to those rows of X and
+        y, without copying them: an estimator's ``early_stopping`` trains on
+        all rows but its held-out ones this way.
+        """
+        n_samples = X.shape[0] if rows is None else rows.shape[0]
+        if (
+            self._order is None
+            or self._order.shape[0] != n_samples
+            or rows is not self._rows
+        ):
+            dtype = row_order_dtype(X.shape[0])
+            self._order = (
+                np.arange(n_samples, dtype=dtype) if rows is None else rows.astype(dtype)
+            )
+            self._rows = rows
         elif not shuffle:
-            self._order[:] = np.arange(n_samples)
+            self._order[:] = np.arange(n_samples) if rows is None else rows
         if shuffle:
             self.rng.shuffle(self._order)
         cfg = self.cfg
@@ -272,6 +389,19 @@ class Trainer:
         result.n_epochs += 1
         self._store_parameters()
         return float(epoch_loss)
+
+    def __getstate__(self):
+        # A module cannot be pickled: keep the backend's name and look it up
+        # again on load. The row order is n_samples long, so it stays out of
+        # the pickle (a loaded Trainer starts its next order afresh).
+        state = self.__dict__.copy()
+        del state["kernels"]
+        state["_order"] = state["_rows"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.kernels = get_backend(self.backend)
 
     def _store_parameters(self):
         """Copy the parameter block into the result's public shapes."""

@@ -72,6 +72,13 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
     return value
 
 
+def check_callback(callback):
+    """Return ``callback`` if it is callable or None, else raise."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {callback!r}.")
+    return callback
+
+
 def _assert_all_finite(a, name):
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.
