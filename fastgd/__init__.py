@@ -12,6 +12,9 @@ FitResult
     Parameters, history and prediction of a fit.
 available_backends
     The backends usable in this installation.
+MiniBatchRegressor, MiniBatchClassifier
+    scikit-learn estimators on the same engine (need scikit-learn, which is
+    imported only when one of them is first used).
 """
 
 from ._engine import fit
@@ -19,4 +22,35 @@ from ._result import FitResult
 from .backends import available_backends
 
 __version__ = "0.1.0"
-__all__ = ["FitResult", "available_backends", "fit", "__version__"]
+__all__ = [
+    "FitResult",
+    "MiniBatchClassifier",
+    "MiniBatchRegressor",
+    "available_backends",
+    "fit",
+    "__version__",
+]
+
+# Loaded on first use (PEP 562), so that `import fastgd` neither needs nor
+# pays for scikit-learn.
+_ESTIMATORS = ("MiniBatchClassifier", "MiniBatchRegressor")
+
+
+def __getattr__(name):
+    if name in _ESTIMATORS:
+        try:
+            from . import _estimators
+        except ImportError as exc:
+            if getattr(exc, "name", None) is None or not exc.name.startswith("sklearn"):
+                raise
+            raise ImportError(
+                f"fastgd.{name} needs scikit-learn ({exc}); install it with "
+                "`python -m pip install scikit-learn` (or the extra: "
+                "`python -m pip install 'fastgd[sklearn]'`)."
+            ) from exc
+        return getattr(_estimators, name)
+    raise AttributeError(f"module 'fastgd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ESTIMATORS))

@@ -79,6 +79,31 @@ def check_callback(callback):
     return callback
 
 
+def check_class_count(classes):
+    """Return ``classes`` if it holds at least two labels, else raise.
+
+    A classifier cannot learn a decision from one class; the message says
+    "class", which is what scikit-learn's estimator checks look for.
+    """
+    if len(classes) < 2:
+        raise ValueError(
+            f"A classifier needs samples of at least 2 classes; got {len(classes)} "
+            f"class: {list(classes)!r}."
+        )
+    return classes
+
+
+def check_validation_split(n_validation, n_samples, validation_fraction):
+    """Raise unless a hold-out of ``n_validation`` rows leaves both sides non-empty."""
+    if n_validation < 1 or n_validation >= n_samples:
+        raise ValueError(
+            "early_stopping needs at least 1 validation row and 1 training row; "
+            f"validation_fraction={validation_fraction!r} of n_samples={n_samples} "
+            f"gives {n_validation} validation row(s). Use more rows or another "
+            "validation_fraction, or set early_stopping=False."
+        )
+
+
 def _assert_all_finite(a, name):
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.

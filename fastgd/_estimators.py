@@ -1,0 +1,696 @@
+"""scikit-learn estimators on top of the engine.
+
+``MiniBatchRegressor`` and ``MiniBatchClassifier`` keep one engine ``Trainer``
+per model (one per class for a one-vs-rest hinge classifier): ``fit`` runs its
+epochs through it, ``partial_fit`` runs one more epoch, so both give the same
+numbers. This module imports scikit-learn; ``fastgd/__init__`` loads it only
+when one of the two classes is first used, so ``import fastgd`` does not need
+scikit-learn.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
+from ._engine import Plateau, Trainer, run_epochs
+from ._progress import make_progress
+from ._result import FitResult
+from ._validation import (
+    FLOAT_DTYPES,
+    check_callback,
+    check_class_count,
+    check_fit_settings,
+    check_float,
+    check_int,
+    check_option,
+    check_validation_split,
+    check_X,
+    check_y,
+)
+from .backends import BACKEND_MODULES
+
+# The batch size is settled per call: partial_fit's chunks differ in size and
+# the Trainer clips every epoch's batch to the rows it is given, so the config
+# carries the requested size ("all rows" for None) rather than one chunk's.
+_ALL_ROWS = np.iinfo(np.int64).max
+
+_COMMON_PARAMETERS = """\
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', \
+'adamw'}, default='sgd'
+    lr : float, default=0.01
+        Base learning rate (> 0).
+    schedule : {'constant', 'invscaling', 'exponential', 'step'}, default='constant'
+    batch_size : int or None, default=32
+        Rows per update; None is full-batch gradient descent, 1 is SGD.
+    epochs : int, default=10
+        Most passes over the data in one call to ``fit``.
+    penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
+    alpha : float, default=0.0001
+        Penalty strength.
+    l1_ratio : float, default=0.15
+        Elastic-net mixing, in [0, 1].
+    fit_intercept : bool, default=True
+    shuffle : bool, default=True
+        A fresh random row order every epoch.
+    drop_last : bool, default=False
+        Skip an epoch's last batch when it is smaller than ``batch_size``.
+    tol : float or None, default=None
+        Without ``early_stopping``: stop once the training loss has not
+        improved on its best by at least ``tol`` for ``n_iter_no_change``
+        epochs in a row (None: always run ``epochs``). With
+        ``early_stopping``: the same rule on the validation score (None counts
+        as 0: stop when the score has not improved at all).
+    n_iter_no_change : int, default=5
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (stratified by
+        class for the classifier, drawn with ``random_state``), score the
+        model on them after every epoch and stop by the ``tol`` rule above.
+        The parameters of the best-scoring epoch are kept, as in
+        scikit-learn's ``MLPClassifier``. The held-out rows are not copied
+        for training; their copy for scoring is ``validation_fraction`` of X.
+    validation_fraction : float, default=0.1
+        In (0, 1); used only with ``early_stopping``.
+    warm_start : bool, default=False
+        ``fit`` continues from the previous fit's parameters, optimizer state
+        and counters instead of starting from zero. Changed hyperparameters
+        (``lr``, ``alpha``, ...) apply from the next epoch; the loss, the
+        classes and the number of features cannot change.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seeds the row order (and the early-stopping hold-out). The same seed
+        gives the same numbers as :func:`fastgd.fit`.
+    backend : str, default='numba'
+        One of :func:`fastgd.available_backends`.
+    verbose : int, default=0
+        1 or more shows a progress bar over ``fit``'s epochs on stderr (tqdm,
+        with the running loss and rows/s; a plain line per epoch where tqdm is
+        not installed).
+    callback : callable or None, default=None
+        Called after every epoch of ``fit`` and ``partial_fit`` as
+        ``callback(epoch, loss, coef, intercept)``: the epoch's number
+        (counting every epoch the model has run), its mean training loss and
+        copies of ``coef_`` and ``intercept_`` as they stand. Returning True
+        stops ``fit``.
+    epsilon, power_t, decay, step_size, gamma, momentum, beta1, beta2, eps, \
+rho, weight_decay :
+        As in :func:`fastgd.fit`.
+"""
+
+_COMMON_ATTRIBUTES = """\
+    n_iter_ : int
+        Epochs run since the model last started from zero (a ``fit`` without
+        ``warm_start``, or the first ``partial_fit``): later ``partial_fit``
+        calls and ``warm_start`` fits count on.
+    t_ : int
+        Parameter updates made (one per batch), counted like ``n_iter_``
+        (per model, for a one-vs-rest classifier). Unlike scikit-learn's SGD
+        estimators, whose ``t_`` counts samples seen plus one, fastgd counts
+        updates: the clock of ``invscaling``.
+    loss_curve_ : list of float
+        Mean training loss of every epoch (without the penalty), as in
+        :attr:`fastgd.FitResult.loss_history`; averaged over the models of a
+        one-vs-rest classifier.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X was a DataFrame with string column names.
+"""
+
+
+def _split_rng(random_state):
+    """The generator that draws the early-stopping hold-out.
+
+    An integer seed gets a stream of its own, so holding rows out does not
+    reuse the draws of the row orders that the same seed gives.
+    """
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return np.random.default_rng([int(random_state), 1])
+    return np.random.default_rng(random_state)
+
+
+def _hold_out(n_samples, fraction, rng, strata=None):
+    """Split ``range(n_samples)`` into sorted (training rows, validation rows).
+
+    ``ceil(fraction · n)`` rows are held out, as scikit-learn's
+    ``ShuffleSplit``; with ``strata`` (class codes) they are shared among the
+    classes in proportion to their sizes, as ``StratifiedShuffleSplit``, and
+    every class keeps at least one training row.
+    """
+    n_validation = int(np.ceil(fraction * n_samples))
+    if strata is None:
+        groups, sizes = [np.arange(n_samples)], [n_validation]
+    else:
+        groups = [np.flatnonzero(strata == code) for code in np.unique(strata)]
+        counts = np.array([rows.size for rows in groups])
+        share = n_validation * counts / n_samples
+        sizes = np.floor(share).astype(np.int64)
+        # The rows left over go to the classes with the largest remainders.
+        leftover = np.argsort(sizes - share, kind="stable")[: n_validation - sizes.sum()]
+        sizes[leftover] += 1
+        sizes = np.minimum(sizes, counts - 1)
+    validation = np.sort(
+        np.concatenate([rng.choice(rows, size=size, replace=False)
+                        for rows, size in zip(groups, sizes)])  # fmt: skip
+    )
+    check_validation_split(validation.size, n_samples, fraction)
+    training = np.ones(n_samples, dtype=bool)
+    training[validation] = False
+    return np.flatnonzero(training), validation
+
+
+class _MiniBatchBase(BaseEstimator):
+    """What the regressor and the classifier share: settings, data, training loop.
+
+    A subclass defines the loss names it accepts (``_losses``), whether y is
+    numeric (``_numeric_y``), and four small methods: ``_encode_y`` (targets
+    for the engine), ``_engine_setup`` (engine loss, outputs, one-vs-rest),
+    ``_public_parameters`` (``coef_``/``intercept_`` shapes) and
+    ``_score_rows`` (the early-stopping score).
+    """
+
+    _losses = ()
+    _numeric_y = True
+
+    # --- settings -------------------------------------------------------------
+
+    def _settings(self):
+        """Check every hyperparameter (fastgd's checks); return the kernel config."""
+        check_option("loss", self.loss, self._losses)
+        check_option("backend", self.backend, tuple(BACKEND_MODULES))
+        check_callback(self.callback)
+        check_int("verbose", self.verbose, 0)
+        check_float(
+            "validation_fraction", self.validation_fraction,
+            low=0.0, high=1.0, low_open=True, high_open=True,
+        )  # fmt: skip
+        return check_fit_settings(
+            loss=self.loss, optimizer=self.optimizer, lr=self.lr,
+            schedule=self.schedule,
+            batch_size=_ALL_ROWS if self.batch_size is None else self.batch_size,
+            n_samples=_ALL_ROWS, epochs=self.epochs, penalty=self.penalty,
+            alpha=self.alpha, l1_ratio=self.l1_ratio,
+            fit_intercept=self.fit_intercept, drop_last=self.drop_last, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, epsilon=self.epsilon,
+            power_t=self.power_t, decay=self.decay, step_size=self.step_size,
+            gamma=self.gamma, momentum=self.momentum, beta1=self.beta1,
+            beta2=self.beta2, eps=self.eps, rho=self.rho,
+            weight_decay=self.weight_decay,
+        )  # fmt: skip
+
+    def _schedule(self):
+        return dict(
+            backend=self.backend, lr=self.lr, schedule=self.schedule,
+            decay=self.decay, step_size=self.step_size, gamma=self.gamma,
+        )  # fmt: skip
+
+    # --- data and trainers ----------------------------------------------------
+
+    def _prepare(self, X, y, classes, *, continuing):
+        """Validate X and y, create or update the trainers.
+
+        Returns ``(X, targets, y)``: X ready for the kernels, one engine target
+        array per trainer, and y itself (regression) or its class codes.
+
+        scikit-learn's ``validate_data`` keeps its conventions (feature count
+        and names, complex, sparse and object input); fastgd's own checks
+        (finite values, float dtype, C order, targets) follow, no copy made
+        when X is already a C-contiguous float array.
+        """
+        cfg = self._settings()
+        X, y = validate_data(
+            self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
+            ensure_all_finite=False, y_numeric=self._numeric_y,
+        )  # fmt: skip
+        X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None)
+        codes = self._encode_y(y, classes, first=not continuing)
+        loss, n_outputs, one_vs_rest = self._engine_setup()
+        # log_loss with more than two classes is the engine's multinomial.
+        cfg = cfg._replace(loss=LOSSES.index(loss))
+        if continuing:
+            if loss != self._engine_loss:
+                raise ValueError(
+                    f"loss={self.loss!r} cannot continue a model trained with "
+                    f"{self._engine_loss!r}; fit with warm_start=False to start again."
+                )
+            for trainer in self._trainers:
+                trainer.reconfigure(cfg, **self._schedule())
+        else:
+            self._engine_loss = loss
+            self._trainers = [
+                Trainer(
+                    cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
+                    loss=loss, random_state=self.random_state, **self._schedule(),
+                )  # fmt: skip
+                for _ in range(n_outputs if one_vs_rest else 1)
+            ]
+        n_classes = n_outputs if loss == "multinomial" else None
+        if one_vs_rest:
+            targets = [(codes == k).astype(X.dtype) for k in range(n_outputs)]
+        else:
+            targets = [codes]
+        targets = [check_y(t, X.shape[0], loss, X.dtype, n_classes)[0] for t in targets]
+        return X, targets, codes
+
+    def _epoch(self, X, targets, rows=None):
+        losses = [
+            trainer.epoch(X, target, shuffle=self.shuffle, rows=rows)
+            for trainer, target in zip(self._trainers, targets)
+        ]
+        return sum(losses) / len(losses)
+
+    def _current_parameters(self):
+        """Copies of the trainers' parameters in ``coef_``/``intercept_`` shapes."""
+        results = [trainer.result for trainer in self._trainers]
+        if len(results) == 1:
+            coef, intercept = results[0].coef, np.asarray(results[0].intercept)
+        else:
+            coef = np.vstack([result.coef for result in results])
+            intercept = np.array([result.intercept for result in results])
+        return self._public_parameters(coef, intercept.astype(coef.dtype))
+
+    def _predictor(self, coef, intercept):
+        """A :class:`FitResult` over public-shaped parameters: fastgd's own prediction."""
+        if coef.ndim == 1 or coef.shape[0] == 1:
+            coef, intercept = coef.reshape(-1), intercept[0]
+        return FitResult(coef=coef, intercept=intercept, loss=self._engine_loss)
+
+    def _publish(self):
+        """Set the fitted attributes from the trainers."""
+        first = self._trainers[0].result
+        self.coef_, self.intercept_ = self._current_parameters()
+        self.n_iter_ = first.n_epochs
+        self.t_ = first.n_updates
+        histories = [trainer.result.loss_history for trainer in self._trainers]
+        self.loss_curve_ = [sum(losses) / len(losses) for losses in zip(*histories)]
+
+    # --- training ---------------------------------------------------------------
+
+    def _fit(self, X, y):
+        continuing = self.warm_start and hasattr(self, "_trainers")
+        X, targets, codes = self._prepare(X, y, None, continuing=continuing)
+        trainers = self._trainers
+        rows, plateau, monitor = None, None, None
+        tol = self.tol
+        if self.early_stopping:
+            rows, held = _hold_out(
+                X.shape[0], self.validation_fraction, _split_rng(self.random_state),
+                strata=None if self._numeric_y else codes,
+            )  # fmt: skip
+            X_valid, y_valid = X[held], codes[held]
+            best = {"score": -np.inf, "P": None}
+
+            def monitor(loss):
+                score = self._score_rows(
+                    self._predictor(*self._current_parameters()), X_valid, y_valid
+                )
+                if score > best["score"]:
+                    best["score"] = score
+                    best["P"] = [trainer.snapshot() for trainer in trainers]
+                return -score
+
+            tol = 0.0 if tol is None else tol
+        if tol is not None:
+            plateau = Plateau(tol, self.n_iter_no_change)
+        n_rows = X.shape[0] if rows is None else rows.shape[0]
+        run_epochs(
+            lambda: self._epoch(X, targets, rows),
+            self.epochs,
+            plateau=plateau,
+            monitor=monitor,
+            callback=self.callback,
+            parameters=self._current_parameters,
+            progress=make_progress(
+                self.verbose, self.epochs, n_rows, type(self).__name__
+            ),
+            first_epoch=trainers[0].result.n_epochs + 1,
+        )
+        if self.early_stopping and best["P"] is not None:
+            for trainer, P in zip(trainers, best["P"]):
+                trainer.restore(P)
+        self._publish()
+        return self
+
+    def _partial_fit(self, X, y, classes):
+        continuing = hasattr(self, "_trainers")
+        X, targets, _ = self._prepare(X, y, classes, continuing=continuing)
+        run_epochs(
+            lambda: self._epoch(X, targets),
+            1,
+            callback=self.callback,
+            parameters=self._current_parameters,
+            first_epoch=self._trainers[0].result.n_epochs + 1,
+        )
+        self._publish()
+        return self
+
+    # --- prediction -------------------------------------------------------------
+
+    def _decision(self, X, method):
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", ensure_all_finite=False
+        )
+        return getattr(self._predictor(self.coef_, self.intercept_), method)(X)
+
+
+class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
+    __doc__ = f"""Linear regression fitted by mini-batch gradient descent.
+
+    scikit-learn's estimator API over :func:`fastgd.fit`: the same keyword
+    arguments and the same numbers for the same ``random_state``. Works in
+    ``Pipeline``, ``GridSearchCV`` and ``clone``, and pickles.
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'huber', 'epsilon_insensitive'}}, \
+default='squared_error'
+{_COMMON_PARAMETERS}
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : ndarray of shape (1,)
+{_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    fastgd.fit : the function underneath.
+    MiniBatchClassifier : the classifier.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd import MiniBatchRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 3))
+    >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    >>> model = MiniBatchRegressor(lr=0.05, epochs=20, random_state=0).fit(X, y)
+    >>> np.round(model.coef_, 2), np.round(model.intercept_, 2)
+    (array([ 1. , -2. ,  0.5]), array([3.]))
+    """
+
+    _losses = REGRESSION_LOSSES
+    _numeric_y = True
+
+    def __init__(
+        self,
+        *,
+        loss="squared_error",
+        optimizer="sgd",
+        lr=0.01,
+        schedule="constant",
+        batch_size=32,
+        epochs=10,
+        penalty=None,
+        alpha=0.0001,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        shuffle=True,
+        drop_last=False,
+        tol=None,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
+        random_state=None,
+        backend="numba",
+        verbose=0,
+        callback=None,
+        epsilon=0.1,
+        power_t=0.25,
+        decay=0.9,
+        step_size=10,
+        gamma=0.1,
+        momentum=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        rho=0.9,
+        weight_decay=0.01,
+    ):
+        _store_parameters(self, locals())
+
+    def fit(self, X, y):
+        """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y)
+
+    def partial_fit(self, X, y):
+        """Run one epoch over ``X``, ``y``, continuing from the current parameters.
+
+        ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
+        ``k`` times on the same data gives the coefficients of ``fit`` with
+        ``epochs=k`` and the same ``random_state``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, y, None)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._decision(X, "predict")
+
+    # --- hooks of the base class ----------------------------------------------------
+
+    def _encode_y(self, y, classes, first):
+        return y
+
+    def _engine_setup(self):
+        return self.loss, 1, False
+
+    def _public_parameters(self, coef, intercept):
+        return coef.copy(), intercept.reshape(1).copy()
+
+    def _score_rows(self, predictor, X, y):
+        return r2_score(y, predictor.predict(X))
+
+
+class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
+    __doc__ = f"""Linear classifier fitted by mini-batch gradient descent.
+
+    Logistic regression (``loss='log_loss'``: binary for two classes,
+    multinomial softmax for more) or a linear SVM (``loss='hinge'``:
+    one-vs-rest for more than two classes), on the engine of
+    :func:`fastgd.fit`. Labels may be of any kind (strings, non-contiguous
+    integers): they are sorted into ``classes_`` and predicted back.
+
+    Parameters
+    ----------
+    loss : {{'log_loss', 'hinge'}}, default='log_loss'
+{_COMMON_PARAMETERS}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        One row for two classes (the score of ``classes_[1]``), as in
+        scikit-learn's ``SGDClassifier``.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+{_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    fastgd.fit : the function underneath.
+    MiniBatchRegressor : the regressor.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastgd import MiniBatchClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = MiniBatchClassifier(optimizer="adam", lr=0.05, epochs=50,
+    ...                             random_state=0).fit(X, y)
+    >>> model.coef_.shape, model.predict_proba(X[:2]).shape
+    ((3, 4), (2, 3))
+    """
+
+    _losses = ("log_loss", "hinge")
+    _numeric_y = False
+
+    def __init__(
+        self,
+        *,
+        loss="log_loss",
+        optimizer="sgd",
+        lr=0.01,
+        schedule="constant",
+        batch_size=32,
+        epochs=10,
+        penalty=None,
+        alpha=0.0001,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        shuffle=True,
+        drop_last=False,
+        tol=None,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
+        random_state=None,
+        backend="numba",
+        verbose=0,
+        callback=None,
+        epsilon=0.1,
+        power_t=0.25,
+        decay=0.9,
+        step_size=10,
+        gamma=0.1,
+        momentum=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        rho=0.9,
+        weight_decay=0.01,
+    ):
+        _store_parameters(self, locals())
+
+    def fit(self, X, y):
+        """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels of any kind; at least two distinct values.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y)
+
+    def partial_fit(self, X, y, classes=None):
+        """Run one epoch over ``X``, ``y``, continuing from the current parameters.
+
+        ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
+        ``k`` times on the same data gives the coefficients of ``fit`` with
+        ``epochs=k`` and the same ``random_state``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every label the model will see; required on the first call
+            (a chunk need not contain them all), optional afterwards.
+
+        Returns
+        -------
+        self
+        """
+        if classes is None and not hasattr(self, "_trainers"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._partial_fit(X, y, classes)
+
+    def decision_function(self, X):
+        """Scores: for two classes, positive means ``classes_[1]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        return self._decision(X, "decision_function")
+
+    def predict(self, X):
+        """Predicted labels, from ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        codes = self._decision(X, "predict")
+        return self.classes_[codes]
+
+    @available_if(lambda self: self.loss in PROBABILISTIC_LOSSES)
+    def predict_proba(self, X):
+        """Class probabilities (``loss='log_loss'`` only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``; rows sum to 1.
+        """
+        return self._decision(X, "predict_proba")
+
+    # --- hooks of the base class ----------------------------------------------------
+
+    def _encode_y(self, y, classes, first):
+        """Class codes 0..K-1 of the labels ``y`` (setting ``classes_`` when first)."""
+        check_classification_targets(y)
+        given = None if classes is None else np.unique(classes)
+        if first:
+            self.classes_ = check_class_count(np.unique(y) if given is None else given)
+        elif given is not None and not np.array_equal(given, self.classes_):
+            raise ValueError(
+                f"classes={given!r} is not the same as on the first call, "
+                f"{self.classes_!r}."
+            )
+        codes = np.searchsorted(self.classes_, y)
+        unknown = (codes >= len(self.classes_)) | (
+            self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y
+        )
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels not in classes_ {self.classes_!r}, such as "
+                f"{y[unknown][0]!r}."
+            )
+        return codes
+
+    def _engine_setup(self):
+        n_classes = len(self.classes_)
+        if n_classes == 2:
+            return self.loss, 1, False
+        if self.loss == "log_loss":
+            return "multinomial", n_classes, False
+        return self.loss, n_classes, True
+
+    def _public_parameters(self, coef, intercept):
+        return np.atleast_2d(coef).copy(), intercept.reshape(-1).copy()
+
+    def _score_rows(self, predictor, X, codes):
+        return float(np.mean(predictor.predict(X) == codes))
+
+
+def _store_parameters(estimator, values):
+    """``__init__``'s whole job, scikit-learn's rule: store every argument as given."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

@@ -1,0 +1,465 @@
+"""The scikit-learn estimators: scikit-learn's own checks, then fastgd's promises.
+
+``MiniBatchRegressor`` and ``MiniBatchClassifier`` must behave as scikit-learn
+estimators (``check_estimator``, Pipeline, GridSearchCV, clone, pickle) and
+give the engine's numbers: ``fit`` equals ``fastgd.fit`` and equals ``partial_fit``
+called once per epoch, for the same ``random_state``.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, make_blobs
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastgd
+from fastgd import MiniBatchClassifier, MiniBatchRegressor
+
+# --- problems -------------------------------------------------------------------
+
+
+def regression_problem(n=120, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = X @ np.linspace(-2.0, 2.0, d) + 0.5 + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def classification_problem(n_classes, n=150, d=4, seed=0):
+    X, y = make_blobs(n_samples=n, n_features=d, centers=n_classes, random_state=seed)
+    return StandardScaler().fit_transform(X), y
+
+
+def run_python(code):
+    """Run ``code`` in a fresh interpreter that imports this checkout's fastgd."""
+    root = str(Path(fastgd.__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env)  # fmt: skip
+
+
+# --- scikit-learn's estimator checks ----------------------------------------------
+# Every check passes with the defaults (the defaults of fastgd.fit: 10 epochs
+# of batch 32 at lr=0.01), and with hinge / one-vs-rest for the classifier; no
+# check is marked as an expected failure.
+
+
+@parametrize_with_checks(
+    [MiniBatchRegressor(), MiniBatchClassifier(), MiniBatchClassifier(loss="hinge")]
+)
+def test_estimators_pass_scikit_learn_checks(estimator, check):
+    check(estimator)
+
+
+# --- scikit-learn's tools -----------------------------------------------------------
+
+
+def test_pipeline_with_scaler_classifies_breast_cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    model = make_pipeline(
+        StandardScaler(),
+        MiniBatchClassifier(optimizer="adam", epochs=20, penalty="l2", alpha=1e-3,
+                            random_state=0),  # fmt: skip
+    )
+    model.fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.95
+
+
+def test_grid_search_over_alpha_refits_the_best():
+    X, y = regression_problem(n=200)
+    search = GridSearchCV(
+        MiniBatchRegressor(penalty="l2", lr=0.05, epochs=20, random_state=0),
+        {"alpha": [1e-4, 1e-2, 10.0]},
+        cv=3,
+    )
+    search.fit(X, y)
+    # A strong penalty shrinks the weights far from the truth.
+    assert search.best_params_["alpha"] < 10.0
+    assert search.best_estimator_.score(X, y) > 0.95
+
+
+def test_clone_copies_parameters_not_the_fit():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(lr=0.05, optimizer="adam", random_state=3).fit(X, y)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    assert not hasattr(copy, "coef_")
+    np.testing.assert_array_equal(copy.fit(X, y).coef_, model.coef_)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [MiniBatchRegressor(optimizer="adam"), MiniBatchClassifier(),
+     MiniBatchClassifier(loss="hinge")],  # fmt: skip
+    ids=["regressor", "classifier", "hinge"],
+)
+def test_pickle_round_trip_predicts_identically(model):
+    X, y = classification_problem(3)
+    model = clone(model).set_params(random_state=0).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    # The loaded model keeps its optimizer state and counters and trains on.
+    loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == model.n_iter_ + 1
+
+
+def test_pickle_leaves_out_the_row_order():
+    X, y = regression_problem(n=5000)
+    model = MiniBatchRegressor(random_state=0).fit(X, y)
+    assert len(pickle.dumps(model)) < 4 * X.shape[0]
+
+
+# --- labels -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array(["cat", "dog"]), np.array([-7, 40]), np.array(["b", "c", "a"]),
+     np.array([10, 3, 250])],  # fmt: skip
+    ids=["two-strings", "two-integers", "three-strings", "three-integers"],
+)
+@pytest.mark.parametrize("loss", ["log_loss", "hinge"])
+def test_labels_of_any_kind_map_to_codes_and_back(labels, loss):
+    X, codes = classification_problem(len(labels))
+    y = labels[codes]
+    model = MiniBatchClassifier(loss=loss, lr=0.1, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(model.classes_, np.sort(labels))
+    predicted = model.predict(X)
+    assert predicted.dtype == y.dtype
+    assert set(predicted) <= set(labels)
+    assert np.mean(predicted == y) > 0.9
+
+
+def test_partial_fit_needs_classes_first_then_accepts_chunks_without_them():
+    X, y = classification_problem(3)
+    model = MiniBatchClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        model.partial_fit(X, y)
+    model.partial_fit(X[y == 0], y[y == 0], classes=[0, 1, 2])
+    model.partial_fit(X[y == 2], y[y == 2])
+    assert model.coef_.shape == (3, 4)
+    with pytest.raises(ValueError, match="labels not in classes_"):
+        model.partial_fit(X[:5], np.full(5, 9))
+
+
+def test_one_class_is_an_error_that_says_class():
+    X, _ = regression_problem(n=10)
+    with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
+        MiniBatchClassifier().fit(X, np.zeros(10))
+
+
+# --- shapes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_classes, loss", [(2, "log_loss"), (2, "hinge"),
+                                             (3, "log_loss"), (3, "hinge")])  # fmt: skip
+def test_classifier_shapes_follow_sgd_classifier(n_classes, loss):
+    X, y = classification_problem(n_classes)
+    model = MiniBatchClassifier(loss=loss, random_state=0).fit(X, y)
+    rows = 1 if n_classes == 2 else n_classes
+    assert model.coef_.shape == (rows, 4)
+    assert model.intercept_.shape == (rows,)
+    scores = model.decision_function(X)
+    assert scores.shape == ((150,) if n_classes == 2 else (150, n_classes))
+    assert hasattr(model, "predict_proba") == (loss == "log_loss")
+    if loss == "log_loss":
+        proba = model.predict_proba(X)
+        assert proba.shape == (150, n_classes)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        np.testing.assert_array_equal(model.classes_[proba.argmax(axis=1)],
+                                      model.predict(X))  # fmt: skip
+
+
+def test_hinge_has_no_predict_proba():
+    model = MiniBatchClassifier(loss="hinge")
+    assert not hasattr(model, "predict_proba")
+    with pytest.raises(AttributeError):
+        model.predict_proba
+
+
+def test_regressor_shapes_follow_sgd_regressor():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(random_state=0).fit(X, y)
+    assert model.coef_.shape == (4,)
+    assert model.intercept_.shape == (1,)
+    assert model.predict(X).shape == (120,)
+    assert model.n_features_in_ == 4
+    assert model.n_iter_ == 10 and len(model.loss_curve_) == 10
+    assert model.t_ == 10 * int(np.ceil(120 / 32))
+
+
+def test_float32_data_trains_in_float32():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(random_state=0).fit(X.astype(np.float32), y)
+    assert model.coef_.dtype == np.float32
+    assert model.predict(X).dtype == np.float32
+
+
+# --- the engine's numbers -----------------------------------------------------------
+
+
+def test_fit_gives_the_numbers_of_fastgd_fit(backend):
+    X, y = regression_problem()
+    settings = dict(optimizer="adam", lr=0.05, batch_size=16, epochs=7, penalty="l2",
+                    random_state=5, backend=backend)  # fmt: skip
+    model = MiniBatchRegressor(**settings).fit(X, y)
+    result = fastgd.fit(X, y, **settings)
+    np.testing.assert_array_equal(model.coef_, result.coef)
+    np.testing.assert_array_equal(model.intercept_, [result.intercept])
+    assert model.loss_curve_ == result.loss_history
+    assert (model.n_iter_, model.t_) == (result.n_epochs, result.n_updates)
+
+
+def partial_fit_cases():
+    yield "regressor", MiniBatchRegressor(), regression_problem()
+    yield "binary", MiniBatchClassifier(), classification_problem(2)
+    yield "multinomial", MiniBatchClassifier(), classification_problem(3)
+    yield "one-vs-rest", MiniBatchClassifier(loss="hinge"), classification_problem(3)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize(
+    "model, problem",
+    [case[1:] for case in partial_fit_cases()],
+    ids=[case[0] for case in partial_fit_cases()],
+)
+def test_partial_fit_epoch_by_epoch_equals_fit(model, problem, optimizer, backend):
+    X, y = problem
+    settings = dict(optimizer=optimizer, batch_size=20, random_state=11, backend=backend,
+                    schedule="exponential", penalty="elasticnet")  # fmt: skip
+    fitted = clone(model).set_params(epochs=6, **settings).fit(X, y)
+    stepped = clone(model).set_params(**settings)
+    first = {"classes": np.unique(y)} if isinstance(model, MiniBatchClassifier) else {}
+    for _ in range(6):
+        stepped.partial_fit(X, y, **first)
+    np.testing.assert_array_equal(stepped.coef_, fitted.coef_)
+    np.testing.assert_array_equal(stepped.intercept_, fitted.intercept_)
+    assert stepped.loss_curve_ == fitted.loss_curve_
+    assert (stepped.n_iter_, stepped.t_) == (fitted.n_iter_, fitted.t_)
+
+
+def test_partial_fit_batch_none_is_each_chunks_full_batch():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(batch_size=None, random_state=0)
+    model.partial_fit(X[:10], y[:10])
+    model.partial_fit(X[10:], y[10:])
+    assert model.t_ == 2
+    # A batch larger than the first chunk still applies to the next, larger one.
+    model = MiniBatchRegressor(batch_size=50, random_state=0)
+    model.partial_fit(X[:10], y[:10]).partial_fit(X, y)
+    assert model.t_ == 1 + 3
+
+
+def test_warm_start_continues_where_the_last_fit_stopped():
+    X, y = regression_problem()
+    settings = dict(optimizer="adam", random_state=2)
+    warm = MiniBatchRegressor(warm_start=True, epochs=3, **settings).fit(X, y)
+    warm.set_params(epochs=4).fit(X, y)
+    straight = MiniBatchRegressor(epochs=7, **settings).fit(X, y)
+    np.testing.assert_array_equal(warm.coef_, straight.coef_)
+    assert warm.n_iter_ == 7 and warm.loss_curve_ == straight.loss_curve_
+    # Without warm_start, a second fit starts again from zero.
+    cold = MiniBatchRegressor(epochs=3, **settings).fit(X, y)
+    again = clone(cold).fit(X, y)
+    np.testing.assert_array_equal(cold.fit(X, y).coef_, again.coef_)
+    assert cold.n_iter_ == 3
+
+
+def test_warm_start_cannot_change_the_loss():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="cannot continue"):
+        model.set_params(loss="huber").fit(X, y)
+
+
+# --- stopping -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [MiniBatchRegressor(), MiniBatchClassifier()],
+                         ids=["regressor", "classifier"])  # fmt: skip
+def test_early_stopping_stops_early_on_an_easy_problem(model):
+    X, y = regression_problem(n=400) if isinstance(model, MiniBatchRegressor) else (
+        classification_problem(2, n=400))
+    model = clone(model).set_params(
+        early_stopping=True, epochs=500, n_iter_no_change=3, tol=1e-3, lr=0.05,
+        random_state=0,
+    )  # fmt: skip
+    model.fit(X, y)
+    assert model.n_iter_ < 100
+    assert model.score(X, y) > 0.95
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    X, y = regression_problem(n=300)
+    scores = []
+
+    def record(epoch, loss, coef, intercept):
+        scores.append((coef, intercept))
+
+    model = MiniBatchRegressor(early_stopping=True, epochs=60, n_iter_no_change=4,
+                               lr=0.2, random_state=0, callback=record)  # fmt: skip
+    model.fit(X, y)
+    # The kept parameters are those of some epoch, not necessarily the last.
+    assert any(np.array_equal(coef, model.coef_) for coef, _ in scores)
+
+
+def test_early_stopping_needs_rows_on_both_sides():
+    X, y = regression_problem(n=5)
+    with pytest.raises(ValueError, match="at least 1 validation row"):
+        MiniBatchRegressor(early_stopping=True, validation_fraction=0.99).fit(X, y)
+
+
+def test_tol_without_early_stopping_watches_the_training_loss():
+    X, y = regression_problem()
+    settings = dict(lr=0.1, epochs=200, tol=1e-3, random_state=0)
+    model = MiniBatchRegressor(**settings).fit(X, y)
+    assert model.n_iter_ == fastgd.fit(X, y, **settings).n_epochs < 200
+
+
+# --- progress and callbacks -----------------------------------------------------------
+
+
+def test_verbose_shows_a_progress_bar_on_stderr(capsys):
+    X, y = regression_problem()
+    MiniBatchRegressor(verbose=1, epochs=3, random_state=0).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "MiniBatchRegressor" in captured.err
+    assert "3/3" in captured.err
+    assert "loss=" in captured.err and "rows_s=" in captured.err
+
+
+def test_verbose_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X, y = regression_problem()
+    MiniBatchRegressor(verbose=1, epochs=3, random_state=0).fit(X, y)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"MiniBatchRegressor: epoch {i}/3" for i in (1, 2, 3)
+    ]
+    assert all("rows/s" in line for line in lines)
+
+
+def test_quiet_fit_prints_nothing_and_imports_no_tqdm():
+    code = (
+        "import sys, numpy as np, fastgd\n"
+        "assert 'sklearn' not in sys.modules, 'import fastgd imported sklearn'\n"
+        "X = np.random.default_rng(0).normal(size=(50, 2))\n"
+        "fastgd.MiniBatchRegressor(epochs=2).fit(X, X[:, 0])\n"
+        "assert 'tqdm' not in sys.modules, 'verbose=0 imported tqdm'\n"
+    )
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "" and run.stderr == ""
+
+
+def test_without_scikit_learn_the_estimators_say_how_to_install_it():
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None\n"
+        "import fastgd\n"
+        "fastgd.fit([[0.0], [1.0]], [0.0, 1.0], epochs=1)\n"
+        "fastgd.MiniBatchRegressor\n"
+    )
+    run = run_python(code)
+    assert run.returncode != 0
+    assert "MiniBatchRegressor needs scikit-learn" in run.stderr
+    assert "fastgd[sklearn]" in run.stderr
+
+
+@pytest.mark.parametrize("model", [MiniBatchRegressor(), MiniBatchClassifier()],
+                         ids=["regressor", "classifier"])  # fmt: skip
+def test_callback_sees_every_epoch_with_copies_of_the_parameters(model):
+    X, y = regression_problem() if isinstance(model, MiniBatchRegressor) else (
+        classification_problem(2))
+    seen = []
+
+    def callback(epoch, loss, coef, intercept):
+        seen.append((epoch, loss, coef.copy(), intercept.copy()))
+        coef[...] = 1e9  # a copy: the model must not see this
+
+    model = clone(model).set_params(epochs=4, random_state=0, callback=callback).fit(X, y)
+    assert [epoch for epoch, *_ in seen] == [1, 2, 3, 4]
+    assert [loss for _, loss, *_ in seen] == model.loss_curve_
+    np.testing.assert_array_equal(seen[-1][2], model.coef_)
+    np.testing.assert_array_equal(seen[-1][3], model.intercept_)
+    # partial_fit calls it too, numbering on from the epochs already run.
+    model.partial_fit(X, y)
+    assert seen[-1][0] == 5
+
+
+def test_callback_returning_true_stops_fit():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(epochs=10, callback=lambda epoch, *_: epoch == 3).fit(X, y)
+    assert model.n_iter_ == 3
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [MiniBatchRegressor(), MiniBatchClassifier()],
+                         ids=["regressor", "classifier"])  # fmt: skip
+def test_predict_before_fit_raises_not_fitted(model):
+    with pytest.raises(NotFittedError):
+        model.predict(np.zeros((2, 3)))
+
+
+def test_wrong_number_of_features_at_predict_uses_scikit_learn_wording():
+    X, y = regression_problem()
+    model = MiniBatchRegressor().fit(X, y)
+    with pytest.raises(ValueError, match=(
+        "X has 3 features, but MiniBatchRegressor is expecting 4 features as input.")):
+        model.predict(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "setting, match",
+    [({"loss": "log_loss"}, "loss='log_loss' is not supported"),
+     ({"optimizer": "adma"}, "Did you mean 'adam'"),
+     ({"verbose": -1}, "verbose must be an integer >= 0"),
+     ({"validation_fraction": 1.0}, "validation_fraction must be"),
+     ({"callback": 3}, "callback must be callable"),
+     ({"backend": "fortran"}, "backend='fortran' is not supported")],  # fmt: skip
+)
+def test_bad_settings_raise_fastgds_messages_at_fit(setting, match):
+    X, y = regression_problem()
+    model = MiniBatchRegressor(**setting)  # __init__ only stores
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.fit(X, y)
+
+
+def test_nan_in_X_is_reported_by_fastgd():
+    X, y = regression_problem()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        MiniBatchRegressor().fit(X, y)
+
+
+# --- DataFrames ---------------------------------------------------------------------
+
+
+def test_dataframe_column_names_become_feature_names_in():
+    pd = pytest.importorskip("pandas")
+    X, y = regression_problem()
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    model = MiniBatchRegressor(random_state=0).fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(model.predict(frame), model.predict(X))
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame[["b", "a", "c", "d"]])
+    assert not hasattr(MiniBatchRegressor().fit(X, y), "feature_names_in_")
