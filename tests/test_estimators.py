@@ -25,6 +25,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fastgd
 from fastgd import MiniBatchClassifier, MiniBatchRegressor
 
+# Every usable backend, the NumPy reference included.
+BACKENDS = fastgd.available_backends()
+
 # --- problems -------------------------------------------------------------------
 
 
@@ -211,6 +214,7 @@ def test_float32_data_trains_in_float32():
 # --- the engine's numbers -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_gives_the_numbers_of_fastgd_fit(backend):
     X, y = regression_problem()
     settings = dict(optimizer="adam", lr=0.05, batch_size=16, epochs=7, penalty="l2",
@@ -230,6 +234,7 @@ def partial_fit_cases():
     yield "one-vs-rest", MiniBatchClassifier(loss="hinge"), classification_problem(3)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 @pytest.mark.parametrize(
     "model, problem",
