@@ -44,7 +44,7 @@ class TqdmProgress:
         now = time.perf_counter()
         rate = self.n_rows / max(now - self._last, 1e-12)
         self._last = now
-        self.bar.set_postfix(loss=f"{loss:.5g}", rows_s=f"{rate:.3g}", refresh=False)
+        self.bar.set_postfix_str(f"loss={loss:.5g}, {rate:.3g} rows/s", refresh=False)
         self.bar.update(1)
 
     def close(self):

@@ -344,7 +344,7 @@ def test_verbose_shows_a_progress_bar_on_stderr(capsys):
     assert captured.out == ""
     assert "MiniBatchRegressor" in captured.err
     assert "3/3" in captured.err
-    assert "loss=" in captured.err and "rows_s=" in captured.err
+    assert "loss=" in captured.err and "rows/s" in captured.err
 
 
 def test_verbose_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
