@@ -374,7 +374,9 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
     if n_rows % batch_size and not cfg.drop_last:
         n_batches += 1
     K = P.shape[0]
-    G = np.empty_like(P)
+    # float64 whatever the dtype: a float32 sum of a batch's rows would not
+    # cancel to exactly 0, and adaptive optimizers turn ~1e-9 into a full step.
+    G = np.empty(P.shape)
     z = np.empty(K)
     g = np.empty(K)
     total = 0.0

@@ -185,12 +185,14 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
     t = t0
     for start, stop in bounds:
         rows = order[start:stop]
-        Xb, yb = X[rows], y[rows]
+        # Arithmetic in float64 whatever the storage dtype, as in the kernels:
+        # float32 data and parameters are only read and written as float32.
+        Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
         loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
         batch_losses.append(loss.mean())
 
         m = stop - start
-        grad = np.empty_like(P)
+        grad = np.empty(P.shape)
         grad[:, :-1] = (Xb.T @ dZ / m + cfg.l2 * W).T
         grad[:, -1] = dZ.sum(axis=0) / m
 

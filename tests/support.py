@@ -1,0 +1,105 @@
+"""Shared vocabulary of the test suite: backends, problems and the comparison rule.
+
+Imported by the test modules as ``support`` (pytest puts this folder on
+``sys.path``, as stumpy's tests do with ``naive.py``).
+"""
+
+import numpy as np
+
+import fastgd
+from fastgd._config import KernelConfig, LOSSES
+
+# The NumPy reference is the specification; every other usable backend is
+# checked against it. A new backend (e.g. "cython") joins every contract test
+# by being listed in ``fastgd.available_backends()``: this is the one list.
+REFERENCE_BACKEND = "numpy"
+ALL_BACKENDS = fastgd.available_backends()
+COMPILED_BACKENDS = [name for name in ALL_BACKENDS if name != REFERENCE_BACKEND]
+
+DTYPES = (np.float64, np.float32)
+# Relative agreement promised between backends (DESIGN.md, "Backend contract").
+RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+N_SAMPLES, N_FEATURES, N_CLASSES = 45, 4, 3
+# No true weight is zero on purpose: a weight that hovers at the L1
+# threshold makes float32 trajectories chaotic (with rmsprop at batch size 1,
+# a one-ulp change of X moves the float64 answer by ~2e-5), and the float32
+# contract of 1e-4 could then not tell a bug from rounding. Exact zeros still
+# occur in the grid and are tested on their own with a stronger penalty.
+TRUE_COEF = np.array([1.5, -2.0, 0.7, 0.5])
+TRUE_INTERCEPT = 0.5
+
+
+def rtol_for(dtype):
+    return RTOL[np.dtype(dtype)]
+
+
+def max_relative_error(actual, expected):
+    """``max|a − b| / max(1, max|b|)``: relative for large values, absolute near 0."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if expected.size == 0:
+        return 0.0
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return float(np.max(np.abs(actual - expected))) / scale
+
+
+def assert_close(actual, expected, rtol, what="value"):
+    __tracebackhide__ = True
+    error = max_relative_error(actual, expected)
+    assert error <= rtol, (
+        f"{what}: relative error {error:.3g} exceeds {rtol:.3g}\n"
+        f"actual:   {np.asarray(actual)!r}\nexpected: {np.asarray(expected)!r}"
+    )
+
+
+def assert_same_fit(result, expected, rtol):
+    """Parameters, loss history and counters of two fits agree to ``rtol``."""
+    __tracebackhide__ = True
+    assert result.coef.shape == expected.coef.shape
+    assert result.coef.dtype == expected.coef.dtype
+    assert np.shape(result.intercept) == np.shape(expected.intercept)
+    assert_close(result.coef, expected.coef, rtol, "coef")
+    assert_close(result.intercept, expected.intercept, rtol, "intercept")
+    assert_close(result.loss_history, expected.loss_history, rtol, "loss_history")
+    assert result.n_epochs == expected.n_epochs
+    assert result.n_updates == expected.n_updates
+
+
+def make_targets(loss, X, rng, coef=TRUE_COEF, intercept=TRUE_INTERCEPT):
+    """Targets a linear model can fit: real values, 0/1 codes or 0..2 codes."""
+    n, d = X.shape
+    coef = np.resize(coef, d)
+    if loss == "multinomial":
+        W = np.resize(np.array([[1.0, -1.0, 0.5], [-0.5, 1.0, 1.0]]), (d, N_CLASSES))
+        scores = X @ W + 0.3 * rng.standard_normal((n, N_CLASSES))
+        y = scores.argmax(axis=1)
+        # Every class present whenever there are enough rows.
+        y[: min(n, N_CLASSES)] = np.arange(min(n, N_CLASSES))
+        return y.astype(np.int64)
+    signal = X @ coef + intercept + 0.1 * rng.standard_normal(n)
+    if loss in ("log_loss", "hinge"):
+        y = (signal > intercept).astype(np.int64)
+        y[: min(n, 2)] = np.arange(min(n, 2))
+        return y
+    return signal
+
+
+def make_problem(loss, dtype, n=N_SAMPLES, d=N_FEATURES, seed=0):
+    """A small, fresh (X, y) for ``loss``: standard normal X of ``dtype``."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = make_targets(loss, X, rng)
+    return np.ascontiguousarray(X, dtype=dtype), y
+
+
+def kernel_config(loss, **overrides):
+    """A ``KernelConfig`` for calling loss functions directly."""
+    fields = dict(
+        loss=LOSSES.index(loss), optimizer=0, batch_size=1, drop_last=0,
+        fit_intercept=1, l2=0.0, l1=0.0, epsilon=0.1, power_t=0.0, momentum=0.9,
+        beta1=0.9, beta2=0.999, eps=1e-8, rho=0.9, weight_decay=0.01,
+    )  # fmt: skip
+    fields.update(overrides)
+    return KernelConfig(**fields)
