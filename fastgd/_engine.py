@@ -129,7 +129,7 @@ def fit(
     n_iter_no_change : int, default=5
     random_state : int, numpy.random.Generator or None, default=None
         Seeds the row order. The same seed gives bit-identical results.
-    backend : {'numba', 'numpy'}, default='numba'
+    backend : {'numba', 'cython', 'numpy'}, default='numba'
         See :func:`fastgd.available_backends`.
     callback : callable or None, default=None
         Called after every epoch as ``callback(epoch, loss, coef, intercept)``

@@ -10,11 +10,17 @@ import importlib
 # name -> module; the order is the order of ``available_backends()``.
 BACKEND_MODULES = {
     "numba": "fastgd.backends._numba",
+    "cython": "fastgd.backends._cython_kernels",
     "numpy": "fastgd.backends._reference",
 }
 
 _HOW_TO_INSTALL = {
     "numba": "install it with `python -m pip install numba`",
+    "cython": (
+        "the compiled extension fastgd.backends._cython_kernels is missing: "
+        "reinstall fastgd with a C compiler available, `python -m pip install .` "
+        "(or `python -m pip install -e .` in a checkout)"
+    ),
 }
 
 
@@ -35,7 +41,7 @@ def available_backends():
     Returns
     -------
     list of str
-        A subset of ``("numba", "numpy")``, in that order.
+        A subset of ``("numba", "cython", "numpy")``, in that order.
     """
     usable = []
     for name in BACKEND_MODULES:
