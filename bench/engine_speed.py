@@ -10,9 +10,6 @@ row does not depend on n) and says so.
 """
 
 import argparse
-import os
-import platform
-import time
 
 import numpy as np
 
@@ -22,36 +19,7 @@ from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
-SETTINGS = dict(
-    loss="squared_error", optimizer="sgd", lr=1e-3, schedule="constant", epochs=1,
-    penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True, drop_last=False,
-    tol=None, n_iter_no_change=5, epsilon=0.1, power_t=0.25, decay=0.9,
-    step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
-    rho=0.9, weight_decay=0.01,
-)  # fmt: skip
-
-
-def machine_line():
-    import numba
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info
-                       if line.startswith("model name"))  # fmt: skip
-    except (OSError, StopIteration):
-        pass
-    return (f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, numba {numba.__version__}, one thread")  # fmt: skip
-
-
-def time_epoch(kernels, X, y, order, cfg, n_outputs):
-    """Seconds for one epoch over ``order`` from zero parameters."""
-    P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
-    started = time.perf_counter()
-    kernels.run_epoch(X, y, order, P, state, cfg, SETTINGS["lr"], 0)
-    return time.perf_counter() - started, P
+from ._common import SETTINGS, machine_line, time_epoch
 
 
 def main(argv=None):

@@ -1,0 +1,132 @@
+"""What the bench scripts share: the machine, one timed epoch, the memory floor.
+
+``bench.engine_speed``, ``bench.scaling`` and ``bench/test_kernels.py`` import
+from here, so a figure means the same thing in each of them.
+"""
+
+import os
+import platform
+import time
+
+import numpy as np
+from numba import njit
+
+# Every keyword of ``check_fit_settings`` except batch_size and n_samples:
+# squared error, plain SGD at a constant rate, no penalty, one epoch.
+SETTINGS = dict(
+    loss="squared_error", optimizer="sgd", lr=1e-3, schedule="constant", epochs=1,
+    penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True, drop_last=False,
+    tol=None, n_iter_no_change=5, epsilon=0.1, power_t=0.25, decay=0.9,
+    step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+    rho=0.9, weight_decay=0.01,
+)  # fmt: skip
+
+
+def machine_info(threads=1):
+    """The machine a figure was measured on, as a dict (CPU, cores, versions, threads)."""
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info
+                       if line.startswith("model name"))  # fmt: skip
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "threads": threads,
+    }
+
+
+def machine_line(threads=1):
+    """One line naming the machine, to print above every table of figures."""
+    m = machine_info(threads)
+    return (f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+            f"numpy {m['numpy']}, numba {m['numba']}, "
+            f"{threads} thread{'s' if threads != 1 else ''}")  # fmt: skip
+
+
+def time_epoch(kernels, X, y, order, cfg, n_outputs, lr=SETTINGS["lr"]):
+    """Seconds for one epoch over ``order`` from zero parameters, and the parameters."""
+    P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
+    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    started = time.perf_counter()
+    kernels.run_epoch(X, y, order, P, state, cfg, lr, 0)
+    return time.perf_counter() - started, P
+
+
+# --- the memory floor: the cheapest possible pass over X ---------------------
+
+# DESIGN.md's flag set (no nnan/ninf); "reassoc" is the one that matters here:
+# it lets LLVM split the sum into vector lanes, so the loop runs at the speed
+# of memory rather than at one dependent add per cycle.
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def read_rows_sequentially(X):
+    """Sum of every element of X, row after row: one streaming pass."""
+    total = 0.0
+    for i in range(X.shape[0]):
+        row = X[i]
+        for j in range(row.shape[0]):
+            total += row[j]
+    return total
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def read_rows_in_order(X, order):
+    """Sum of every element of the rows ``X[order]``: the engine's access pattern."""
+    total = 0.0
+    for k in range(order.shape[0]):
+        row = X[order[k]]
+        for j in range(row.shape[0]):
+            total += row[j]
+    return total
+
+
+def memory_floor(X, order, repeats=3):
+    """Time one read of X, sequentially and in the row order ``order``; best of ``repeats``.
+
+    No training can visit the rows faster than this machine reads them, so an
+    epoch's rows/s divided by the floor's is the fraction of what memory allows.
+    The first call of each kernel (compile, or load from Numba's cache) is not timed.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    order : ndarray of shape (n_samples,)
+        A permutation in the engine's index dtype (``row_order_dtype``).
+    repeats : int
+
+    Returns
+    -------
+    dict
+        ``{"sequential": {...}, "shuffled": {...}, "repeats": int}``, each
+        with ``seconds``, ``rows_per_s`` and ``bytes_per_s``.
+    """
+    read_rows_sequentially(X[:1])
+    read_rows_in_order(X, order[:1])
+    passes = {
+        "sequential": lambda: read_rows_sequentially(X),
+        "shuffled": lambda: read_rows_in_order(X, order),
+    }
+    floor = {"repeats": repeats}
+    for name, read in passes.items():
+        best = np.inf
+        for _ in range(repeats):
+            started = time.perf_counter()
+            read()
+            best = min(best, time.perf_counter() - started)
+        floor[name] = {
+            "seconds": best,
+            "rows_per_s": X.shape[0] / best,
+            "bytes_per_s": X.nbytes / best,
+        }
+    return floor
