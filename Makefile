@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench-speed clean
+.PHONY: demo test bench bench-kernels bench-speed clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# Batch size against speed and convergence: table, bench/out/results.json and
+# bench/out/scaling.png (the `test` extra holds the `bench` extra's packages).
+bench: $(STAMP)
+	$(PY) -m bench.scaling --out bench/out
+
+# pytest-benchmark: each backend's epoch kernel beside the NumPy reference.
+bench-kernels: $(STAMP)
+	$(PY) -m pytest bench/ --benchmark-group-by=param
 
 bench-speed: $(STAMP)
 	$(PY) -m bench.engine_speed

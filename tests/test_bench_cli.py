@@ -1,0 +1,78 @@
+"""The scaling benchmark's CLI (`python -m bench.scaling`) on a tiny problem.
+
+A smoke test of the tool, not of its timings: every promised figure is in
+results.json for every (backend, batch size), and the plot is written.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastgd
+from bench import scaling
+
+FIGURES = ("rows_per_s", "seconds_per_epoch", "updates_per_s", "final_loss",
+           "time_to_target_s", "epochs_to_target", "floor_fraction", "extrapolated")  # fmt: skip
+TINY = ["--n", "3000", "--d", "8", "--epochs", "2", "--repeats", "2"]
+
+
+def test_scaling_reports_every_figure_for_every_backend_and_batch_size(tmp_path, capsys):
+    # A tiny cap makes the reference's batch-size-1 run extrapolated.
+    scaling.main(TINY + ["--batch-sizes", "1", "32", "n", "--cap-seconds", "0.001",
+                         "--out", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+
+    backends = fastgd.available_backends()
+    assert report["problem"]["batch_sizes"] == [1, 32, 3000]
+    entries = {(e["backend"], e["batch_size"]): e for e in report["results"]}
+    assert set(entries) == {(b, bs) for b in backends for bs in (1, 32, 3000)}
+    for entry in entries.values():
+        for figure in FIGURES:
+            assert figure in entry
+        for figure in ("rows_per_s", "seconds_per_epoch", "updates_per_s", "final_loss"):
+            assert entry[figure]["min"] <= entry[figure]["median"] <= entry[figure]["max"]
+        assert entry["floor_fraction"]["shuffled"] > 0
+    for kind in ("sequential", "shuffled"):
+        assert report["floor"][kind]["rows_per_s"] > 0
+    for key in ("cpu", "cores", "numpy", "numba", "threads"):
+        assert key in report["machine"]
+
+    # The best configuration reaches the default target (1.01 x the best loss).
+    assert any(e["time_to_target_s"] is not None for e in entries.values())
+    # The reference was capped, says so, and carries the compiled losses.
+    reference = entries["numpy", 1]
+    assert reference["extrapolated"] and reference["timed_rows"] < 3000
+    assert reference["final_loss"] == entries["numba", 1]["final_loss"]
+    # Peers are reported whether or not they are installed.
+    assert {p["name"] for p in report["peers"]} == {"sklearn", "torch"}
+    assert all(p["status"] == "ok" or "not installed" in p["status"] for p in report["peers"])
+
+    out = capsys.readouterr().out
+    assert "machine:" in out and "floor" in out and "extrapolated" in out
+
+
+def test_scaling_reads_the_users_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", X @ np.array([1.0, -1.0, 0.5], dtype=np.float32))
+    report = scaling.main(["--data", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"),
+                           "--batch-sizes", "16", "--epochs", "1", "--repeats", "1",
+                           "--no-peers", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert report["problem"]["n"] == 500 and report["problem"]["dtype"] == "float32"
+    assert report["problem"]["source"]["kind"] == "files"
+    assert report["peers"] == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-sizes", "0"], "batch_size must be an integer >= 1"),
+    (["--loss", "squared"], "Did you mean 'squared_error'?"),
+    (["--epochs", "0"], "epochs must be an integer >= 1"),
+])  # fmt: skip
+def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        scaling.main(TINY + argv + ["--out", "unused"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
