@@ -33,6 +33,7 @@ Writes ``results.json`` (every figure) and ``scaling.png`` into ``--out``.
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -458,18 +459,19 @@ def spread(figure, fmt):
     return f"{fmt(figure['median'])} [{fmt(figure['min'])}-{fmt(figure['max'])}]"
 
 
-TABLE = "{:>10}  {:<8} {:<24} {:>8} {:>9} {:>6} {:>10}  {:<26} {}"
+TABLE = "{:>{width}}  {:<8} {:<24} {:>8} {:>9} {:>6} {:>10}  {:<26} {}"
 
 
 def table(report):
     """The terminal table: per batch size, our backends, then the peers beside them."""
-    lines = [TABLE.format("batch", "backend", "rows/s median [min-max]", "s/epoch",
-                          "updates/s", "floor", "final loss",
-                          "to target: s [min-max], ep", "note")]  # fmt: skip
-    lines.append("-" * len(lines[0]))
     n = report["problem"]["n"]
-    for batch_size in report["problem"]["batch_sizes"]:
-        label = f"{batch_size:,}" if batch_size < n else f"n={batch_size:,}"
+    labels = {b: f"{b:,}" if b < n else f"n={b:,}" for b in report["problem"]["batch_sizes"]}
+    width = max(5, *(len(label) for label in labels.values()))
+    row = functools.partial(TABLE.format, width=width)
+    lines = [row("batch", "backend", "rows/s median [min-max]", "s/epoch", "updates/s",
+                 "floor", "final loss", "to target: s [min-max], ep", "note")]  # fmt: skip
+    lines.append("-" * len(lines[0]))
+    for batch_size, label in labels.items():
         for e in (e for e in report["results"] if e["batch_size"] == batch_size):
             if e["time_to_target_s"] is not None:
                 to_target = (spread(e["time_to_target_s"], lambda v: f"{v:.3g}")
@@ -481,20 +483,20 @@ def table(report):
             if e["extrapolated"]:
                 note = "extrapolated from " + (f"{e['timed_rows']:,} rows" if e["timed_rows"] < n
                                                else "1 epoch")  # fmt: skip
-            lines.append(TABLE.format(
+            lines.append(row(
                 label, e["backend"], spread(e["rows_per_s"], si),
                 f"{e['seconds_per_epoch']['median']:.3g}", si(e["updates_per_s"]["median"]),
                 percent(e["floor_fraction"]["shuffled"]), final, to_target, note,
             ).rstrip())  # fmt: skip
         for p in (p for p in report["peers"] if p["batch_size"] == batch_size):
             if p["status"] != "ok":
-                lines.append(TABLE.format(label, p["name"], p["status"], *[""] * 6).rstrip())
+                lines.append(row(label, p["name"], p["status"], *[""] * 6).rstrip())
                 continue
             notes = [] if p["vs_ours"] is None else [f"{p['vs_ours']:.2g}x ours"]
             notes += [p["note"]] if p["note"] else []
             if p["extrapolated"]:
                 notes.append(f"extrapolated from {p['timed_rows']:,} rows")
-            lines.append(TABLE.format(
+            lines.append(row(
                 label, p["name"], spread(p["rows_per_s"], si),
                 f"{p['seconds_per_epoch']['median']:.3g}", "",
                 percent(p["floor_fraction"]["shuffled"]), "", "", "; ".join(notes),
@@ -517,7 +519,9 @@ def plot(report, path):
         median = np.array([e["rows_per_s"]["median"] for e in entries])
         low = median - [e["rows_per_s"]["min"] for e in entries]
         high = np.array([e["rows_per_s"]["max"] for e in entries]) - median
-        label = backend + (" (extrapolated)" if any(e["extrapolated"] for e in entries) else "")
+        label = backend + (" (reference)" if backend == REFERENCE else "")
+        if any(e["extrapolated"] for e in entries):
+            label += ", partly extrapolated"
         speed.errorbar(sizes, median, yerr=[low, high], marker="o", capsize=3, label=label)
     for name, marker in (("torch", "s"), ("sklearn", "*")):
         peers = [p for p in report["peers"] if p["name"] == name and p["status"] == "ok"]
@@ -551,7 +555,7 @@ def plot(report, path):
                          marker="o", label=label)  # fmt: skip
     convergence.axhline(report["target_loss"]["value"], color="0.2", linestyle="--",
                         label="target loss")  # fmt: skip
-    convergence.set(xscale="log", yscale="log", xlabel="wall time (s, cumulative epochs)",
+    convergence.set(xlim=(0, None), yscale="log", xlabel="wall time (s, cumulative epochs)",
                     ylabel="training loss (epoch mean)",
                     title=f"Loss vs wall time ({shown}, {report['problem']['loss']}, "
                           f"{report['problem']['optimizer']}, lr={report['problem']['lr']:g})")
