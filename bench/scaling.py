@@ -511,7 +511,7 @@ def plot(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (speed, convergence) = plt.subplots(1, 2, figsize=(13, 6))
+    fig, (speed, convergence) = plt.subplots(1, 2, figsize=(13, 6.5))
     n = report["problem"]["n"]
     for backend in report["problem"]["backends"]:
         entries = [e for e in report["results"] if e["backend"] == backend]
@@ -537,11 +537,11 @@ def plot(report, path):
     sizes = report["problem"]["batch_sizes"]
     speed.set(xscale="log", yscale="log", xlabel="batch size (rows per update)",
               ylabel="rows / s per epoch (median; bars: min-max)",
-              title=f"Throughput, n={n:,} d={report['problem']['d']} "
-                    f"{report['problem']['dtype']}")  # fmt: skip
+              title=f"Rows/s per epoch against batch size\n"
+                    f"n={n:,} d={report['problem']['d']} {report['problem']['dtype']}")  # fmt: skip
     speed.set_xticks(sizes, [f"{b:,}" if b < n else "n" for b in sizes], fontsize=8)
     speed.minorticks_off()
-    speed.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=3)
+    speed.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2)
     speed.grid(True, alpha=0.3)
 
     shown = next((b for b in report["problem"]["backends"] if b != REFERENCE), REFERENCE)
@@ -557,8 +557,9 @@ def plot(report, path):
                         label="target loss")  # fmt: skip
     convergence.set(xlim=(0, None), yscale="log", xlabel="wall time (s, cumulative epochs)",
                     ylabel="training loss (epoch mean)",
-                    title=f"Loss vs wall time ({shown}, {report['problem']['loss']}, "
-                          f"{report['problem']['optimizer']}, lr={report['problem']['lr']:g})")
+                    title=f"Training loss vs wall time ({shown})\n"
+                          f"{report['problem']['loss']}, {report['problem']['optimizer']}, "
+                          f"lr={report['problem']['lr']:g}")  # fmt: skip
     convergence.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=4)
     convergence.grid(True, which="both", alpha=0.3)
     fig.text(0.01, 0.01, report["machine_line"], fontsize=7, color="0.4")
