@@ -370,7 +370,7 @@ def run_sklearn(X, y, args, n_outputs, floor, ours):
     return figures
 
 
-def torch_loss(loss, n_outputs):
+def torch_loss(loss):
     """The mean batch loss of ``loss`` in PyTorch, as fastgd defines it."""
     import torch
     import torch.nn.functional as F
@@ -401,7 +401,7 @@ def run_torch(X, y, args, n_outputs, batch_sizes, floor, ours):
         return {batch_size: {"status": "not installed"} for batch_size in batch_sizes}
     torch.set_num_threads(args.threads)
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-    loss_fn = torch_loss(args.loss, n_outputs)
+    loss_fn = torch_loss(args.loss)
     n = X.shape[0]
 
     def train(rows, batch_size, epochs):
