@@ -12,17 +12,21 @@ FitResult
     Parameters, history and prediction of a fit.
 available_backends
     The backends usable in this installation.
+DivergenceError
+    Raised when training diverges; keeps the last finite result.
 MiniBatchRegressor, MiniBatchClassifier
     scikit-learn estimators on the same engine (need scikit-learn, which is
     imported only when one of them is first used).
 """
 
 from ._engine import fit
+from ._errors import DivergenceError
 from ._result import FitResult
 from .backends import available_backends
 
 __version__ = "0.1.0"
 __all__ = [
+    "DivergenceError",
     "FitResult",
     "MiniBatchClassifier",
     "MiniBatchRegressor",

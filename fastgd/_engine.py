@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ._errors import DivergenceError
 from ._result import FitResult
 from ._validation import (
     check_callback,
@@ -379,10 +380,17 @@ class Trainer:
             schedule, lr, self.result.n_epochs, decay, step_size, gamma
         )
         result = self.result
+        last_good = self.P.copy(), self.state.copy()
         started = time.perf_counter()
         epoch_loss, n_updates = self.kernels.run_epoch(
             X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
         )
+        if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
+            # A non-finite loss stopped the kernel before that batch's update;
+            # otherwise only the last update went wrong.
+            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
+            self.P[...], self.state[...] = last_good
+            raise DivergenceError(result.n_epochs + 1, batch, epoch_lr, result)
         result.epoch_seconds.append(time.perf_counter() - started)
         result.loss_history.append(float(epoch_loss))
         result.n_updates += int(n_updates)

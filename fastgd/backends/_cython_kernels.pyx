@@ -19,7 +19,7 @@ Compiled by ``setup.py`` with bounds checking and wraparound off;
 ``FASTGD_CYTHON_DEBUG=1`` at build time turns both on.
 """
 
-from libc.math cimport exp, fabs, log, log1p, pow, sqrt, tanh
+from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
 from libc.stdint cimport int32_t, int64_t
 
 import numpy as np
@@ -401,6 +401,7 @@ def run_epoch(
     cdef long long t = t0
     cdef Py_ssize_t batch, start, stop, r, m, i, ahead
     cdef double batch_loss, eta
+    cdef bint diverged = False
     with nogil:
         for batch in range(n_batches):
             start = batch * batch_size
@@ -415,11 +416,18 @@ def run_epoch(
                 predict_row(X, i, P, z)
                 batch_loss += loss_dloss(&config, z, y[i], g)
                 accumulate_row(X, i, g, G, r == start)
+            if not isfinite(batch_loss):
+                # Diverged: leave this batch's update out and let the engine,
+                # which reads the batch from the update count, raise.
+                diverged = True
+                break
             m = stop - start
             t += 1
             eta = learning_rate(lr, t, config.power_t)
             apply_update(P, G, state, &config, 1.0 / m, eta, t)
             total += batch_loss / m
+    if diverged:
+        return batch_loss, t - t0
     return total / n_batches, t - t0
 
 

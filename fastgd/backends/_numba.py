@@ -394,6 +394,10 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
             predict_row(X, i, P, z)
             batch_loss += loss_dloss(cfg, z, y[i], g)
             accumulate_row(X, i, g, G, r == start)
+        if not math.isfinite(batch_loss):
+            # Diverged: leave this batch's update out and let the engine,
+            # which reads the batch from the update count, raise.
+            return batch_loss, t - t0
         m = stop - start
         t += 1
         eta = learning_rate(lr, t, cfg.power_t)

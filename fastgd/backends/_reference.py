@@ -173,7 +173,9 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
     -------
     mean_loss : float
         Mean over the epoch's batches of the batch's mean loss, each measured
-        with the parameters the batch saw (before its update).
+        with the parameters the batch saw (before its update). If a batch's
+        loss is not finite, the epoch stops there, before that batch's update,
+        and returns that loss.
     n_updates : int
     """
     W, b = P[:, :-1].T, P[:, -1]
@@ -189,6 +191,8 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
         # float32 data and parameters are only read and written as float32.
         Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
         loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
+        if not np.isfinite(loss.mean()):
+            return float(loss.mean()), t - t0  # diverged: the engine raises
         batch_losses.append(loss.mean())
 
         m = stop - start
