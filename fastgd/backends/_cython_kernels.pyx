@@ -52,7 +52,7 @@ cpdef enum:
 # Rows announced ahead of use in a shuffled epoch; the same value as
 # ``_numba.PREFETCH_DISTANCE`` (the tests hold the two together).
 cpdef enum:
-    PREFETCH_DISTANCE = 4
+    PREFETCH_DISTANCE = 8
 
 cdef extern from *:
     """
@@ -328,20 +328,20 @@ cdef inline double soft_threshold(double w, double threshold) noexcept nogil:
     return 0.0
 
 
-cdef inline void update_output(floating *p, double *g, floating *s1, floating *s2, Py_ssize_t n, const KernelConfig *cfg, double inv_m, double eta, long long t) noexcept nogil:
+cdef inline void update_output(floating *p, double *g, floating *s1, floating *s2, Py_ssize_t n, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
     """One optimizer step on one output's ``n`` parameters (weights, then intercept).
 
-    ``g`` holds the summed batch gradient and becomes the penalised mean
-    gradient in place. AdamW's decay and the L1 soft-threshold act on the
-    weights only, never on the intercept.
+    ``g`` holds the batch's mean gradient and gains the L2 term in place.
+    AdamW's decay and the L1 soft-threshold act on the weights only, never on
+    the intercept.
     """
     cdef Py_ssize_t d = n - 1
     cdef double l2 = cfg.l2
     cdef double decay, shrink
     cdef Py_ssize_t j, n_params
-    for j in range(d):
-        g[j] = g[j] * inv_m + l2 * p[j]
-    g[d] *= inv_m
+    if l2 != 0.0:
+        for j in range(d):
+            g[j] += l2 * p[j]
     if cfg.optimizer == OPT_ADAMW:
         decay = 1.0 - eta * cfg.weight_decay
         for j in range(d):
@@ -354,15 +354,15 @@ cdef inline void update_output(floating *p, double *g, floating *s1, floating *s
             p[j] = soft_threshold(p[j], shrink)
 
 
-cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double inv_m, double eta, long long t) noexcept nogil:
-    """One optimizer step on every parameter from the summed batch gradient G."""
+cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+    """One optimizer step on every parameter from the batch's mean gradient G."""
     cdef Py_ssize_t k
     cdef Py_ssize_t n = P.shape[1]
     if P.shape[0] == 1:
-        update_output(&P[0, 0], &G[0, 0], &state[0, 0, 0], &state[1, 0, 0], n, cfg, inv_m, eta, t)
+        update_output(&P[0, 0], &G[0, 0], &state[0, 0, 0], &state[1, 0, 0], n, cfg, eta, t)
         return
     for k in range(P.shape[0]):
-        update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, inv_m, eta, t)
+        update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -399,13 +399,16 @@ def run_epoch(
     cdef double[::1] g = np.empty(K)
     cdef double total = 0.0
     cdef long long t = t0
-    cdef Py_ssize_t batch, start, stop, r, m, i, ahead
-    cdef double batch_loss, eta
+    cdef Py_ssize_t batch, start, stop, r, i, k, ahead
+    cdef double batch_loss, eta, inv_m
     cdef bint diverged = False
     with nogil:
         for batch in range(n_batches):
             start = batch * batch_size
             stop = start + batch_size if start + batch_size < n_rows else n_rows
+            # Each row's derivative is divided by m before it is summed, so G is
+            # the mean gradient without another pass over the parameters.
+            inv_m = 1.0 / (stop - start)
             batch_loss = 0.0
             for r in range(start, stop):
                 if r + PREFETCH_DISTANCE < n_rows:
@@ -415,17 +418,18 @@ def run_epoch(
                 i = order[r]
                 predict_row(X, i, P, z)
                 batch_loss += loss_dloss(&config, z, y[i], g)
+                for k in range(K):
+                    g[k] *= inv_m
                 accumulate_row(X, i, g, G, r == start)
             if not isfinite(batch_loss):
                 # Diverged: leave this batch's update out and let the engine,
                 # which reads the batch from the update count, raise.
                 diverged = True
                 break
-            m = stop - start
             t += 1
             eta = learning_rate(lr, t, config.power_t)
-            apply_update(P, G, state, &config, 1.0 / m, eta, t)
-            total += batch_loss / m
+            apply_update(P, G, state, &config, eta, t)
+            total += batch_loss * inv_m
     if diverged:
         return batch_loss, t - t0
     return total / n_batches, t - t0
