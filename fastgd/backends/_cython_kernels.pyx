@@ -103,9 +103,12 @@ cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes) noexcept no
     """
     cdef const char *start = <const char *>row
     cdef Py_ssize_t offset
-    # One prefetch per 64-byte cache line of the row.
+    # One prefetch per 64 bytes of the row, and one at its last byte: rows
+    # need not start on a cache line (NumPy aligns data to 16 bytes), and the
+    # line holding a row's tail would otherwise be a demand miss.
     for offset in range(0, row_bytes, 64):
         prefetch(start + offset)
+    prefetch(start + row_bytes - 1)
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
