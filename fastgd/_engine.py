@@ -12,9 +12,12 @@ import numpy as np
 from ._errors import DivergenceError
 from ._result import FitResult
 from ._validation import (
+    check_bool,
     check_callback,
     check_fit_settings,
     check_option,
+    check_random_state,
+    check_shuffle,
     check_X,
     check_y,
 )
@@ -40,6 +43,14 @@ def row_order_dtype(n_samples):
     return np.int32 if n_samples < 2**31 else np.int64
 
 
+def resolve_shuffle(shuffle):
+    """The validated row-order mode, as the epoch loop takes it (True or False)."""
+    shuffle = check_shuffle(shuffle)
+    if shuffle == "batches":
+        raise NotImplementedError("shuffle='batches' arrives with issue 6")
+    return shuffle
+
+
 def fit(
     X,
     y,
@@ -61,6 +72,7 @@ def fit(
     random_state=None,
     backend="numba",
     callback=None,
+    allow_copy=True,
     n_classes=None,
     epsilon=0.1,
     power_t=0.25,
@@ -84,12 +96,25 @@ def fit(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Training data. A C-contiguous float32 or float64 array is used as it
-        is, without a copy, and a float32 X trains in float32. Integer X is
-        converted to float64; other layouts are copied once to C order.
+        Training data, never modified. The conversion rule, applied once
+        before training:
+
+        - a C-contiguous float32 or float64 array is used as it is, without
+          a copy (read-only arrays and ``np.memmap`` included), and a float32
+          X trains in float32;
+        - a float32 or float64 array in another layout (Fortran order, a
+          strided view) is copied once to C order, keeping its dtype;
+        - integer X (and float16 or longdouble) is converted to a float64
+          copy;
+        - bool, complex, object and string X are refused (TypeError).
+
+        ``allow_copy=False`` raises instead of making any of these copies.
     y : array-like of shape (n_samples,)
-        Targets: real values for the regression losses, class codes 0/1 for
-        ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``.
+        Targets, never modified: real values for the regression losses;
+        class codes (integers, integral floats, or bools) 0/1 for
+        ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``. Without
+        ``n_classes`` y must hold at least two classes. y is converted to
+        X's dtype (a copy of n values when its dtype differs).
     loss : {'squared_error', 'huber', 'epsilon_insensitive', 'log_loss', \
 'multinomial', 'hinge'}, default='squared_error'
         ``squared_error`` is ``½(p − y)²``; ``huber`` and
@@ -119,9 +144,10 @@ def fit(
     l1_ratio : float, default=0.15
         Elastic-net mixing, in [0, 1].
     fit_intercept : bool, default=True
-    shuffle : bool, default=True
-        Visit the rows in a fresh random order every epoch; False keeps the
-        data's order.
+    shuffle : {True, False, 'batches'}, default=True
+        True visits the rows in a fresh random order every epoch; False keeps
+        the data's order. ('batches', whole batches in a random order, is
+        validated but not available yet.)
     drop_last : bool, default=False
         Skip the last batch of an epoch when it is smaller than ``batch_size``.
     tol : float or None, default=None
@@ -129,15 +155,23 @@ def fit(
         by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
     n_iter_no_change : int, default=5
     random_state : int, numpy.random.Generator or None, default=None
-        Seeds the row order. The same seed gives bit-identical results.
+        Seeds the row order. The same seed gives bit-identical results; None
+        draws fresh entropy, so two runs differ (when shuffling).
     backend : {'numba', 'cython', 'numpy'}, default='numba'
         See :func:`fastgd.available_backends`.
     callback : callable or None, default=None
         Called after every epoch as ``callback(epoch, loss, coef, intercept)``
         (epoch counted from 1; copies of the current parameters). Returning
         True stops training.
+    allow_copy : bool, default=True
+        False raises a ValueError, saying why, where X or y would have to be
+        copied or converted (see X above; y must then be a C-contiguous array
+        of X's dtype) instead of doing so: a guard against a hidden n × d
+        copy of a large X.
     n_classes : int or None, default=None
-        Number of classes for ``multinomial`` (default ``max(y) + 1``).
+        Number of classes of a classification loss: for ``multinomial``
+        (default ``max(y) + 1``), or 2 for ``log_loss`` and ``hinge``. Given,
+        y need not show every class (a chunk of a larger problem).
     epsilon : float, default=0.1
         Width of the quadratic zone of ``huber`` and the insensitive zone of
         ``epsilon_insensitive``.
@@ -171,8 +205,13 @@ def fit(
     Raises
     ------
     ValueError, TypeError
-        For any input or setting that cannot be fitted; the message names the
-        argument, the value received and what is allowed.
+        For any input or setting that cannot be fitted, before any training;
+        the message names the argument, the value received and what is
+        allowed.
+    DivergenceError
+        When a batch's loss or the parameters become NaN or infinite: at once,
+        naming the epoch and the batch. ``err.result`` holds the fit of the
+        last completed (finite) epoch; no NaN parameters are ever returned.
 
     Examples
     --------
@@ -185,7 +224,8 @@ def fit(
     (array([ 1. , -2. ,  0.5]), 3.0)
     """
     check_option("backend", backend, tuple(BACKEND_MODULES))
-    X = check_X(X)
+    allow_copy = check_bool("allow_copy", allow_copy)
+    X = check_X(X, allow_copy=allow_copy)
     cfg = check_fit_settings(
         loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
         batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
@@ -195,11 +235,13 @@ def fit(
         gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
         weight_decay=weight_decay,
     )  # fmt: skip
-    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes)
+    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
+    shuffle = resolve_shuffle(shuffle)
     check_callback(callback)
+    rng = check_random_state(random_state)
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
-        random_state=random_state, lr=lr, schedule=schedule, decay=decay,
+        random_state=rng, lr=lr, schedule=schedule, decay=decay,
         step_size=step_size, gamma=gamma,
     )  # fmt: skip
     result = trainer.result

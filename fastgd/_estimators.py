@@ -18,17 +18,20 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
-from ._engine import Plateau, Trainer, run_epochs
+from ._engine import Plateau, Trainer, resolve_shuffle, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
 from ._validation import (
     FLOAT_DTYPES,
+    check_bool,
     check_callback,
     check_class_count,
     check_fit_settings,
     check_float,
     check_int,
+    check_no_copy,
     check_option,
+    check_random_state,
     check_validation_split,
     check_X,
     check_y,
@@ -56,8 +59,9 @@ _COMMON_PARAMETERS = """\
     l1_ratio : float, default=0.15
         Elastic-net mixing, in [0, 1].
     fit_intercept : bool, default=True
-    shuffle : bool, default=True
-        A fresh random row order every epoch.
+    shuffle : {True, False, 'batches'}, default=True
+        True: a fresh random row order every epoch; False: the data's order.
+        ('batches' is validated but not available yet.)
     drop_last : bool, default=False
         Skip an epoch's last batch when it is smaller than ``batch_size``.
     tol : float or None, default=None
@@ -96,6 +100,11 @@ _COMMON_PARAMETERS = """\
         (counting every epoch the model has run), its mean training loss and
         copies of ``coef_`` and ``intercept_`` as they stand. Returning True
         stops ``fit``.
+    allow_copy : bool, default=True
+        False raises a ValueError, saying why, where X would have to be
+        copied (not a C-contiguous float32/float64 array, or not of the
+        model's dtype when continuing) instead of copying it. y (n values) is
+        always encoded for the engine.
     epsilon, power_t, decay, step_size, gamma, momentum, beta1, beta2, eps, \
 rho, weight_decay :
         As in :func:`fastgd.fit`.
@@ -183,6 +192,10 @@ class _MiniBatchBase(BaseEstimator):
         check_option("backend", self.backend, tuple(BACKEND_MODULES))
         check_callback(self.callback)
         check_int("verbose", self.verbose, 0)
+        for name in ("early_stopping", "warm_start", "allow_copy"):
+            check_bool(name, getattr(self, name))
+        resolve_shuffle(self.shuffle)
+        check_random_state(self.random_state)
         check_float(
             "validation_fraction", self.validation_fraction,
             low=0.0, high=1.0, low_open=True, high_open=True,
@@ -221,6 +234,9 @@ class _MiniBatchBase(BaseEstimator):
         when X is already a C-contiguous float array.
         """
         cfg = self._settings()
+        if not self.allow_copy:
+            # Before scikit-learn's validate_data, which would make the copy.
+            check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
         X, y = validate_data(
             self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
             ensure_all_finite=False, y_numeric=self._numeric_y,
@@ -247,7 +263,9 @@ class _MiniBatchBase(BaseEstimator):
                 )  # fmt: skip
                 for _ in range(n_outputs if one_vs_rest else 1)
             ]
-        n_classes = n_outputs if loss == "multinomial" else None
+        # The model's class count: a chunk of y (partial_fit, one-vs-rest
+        # targets) need not show every class.
+        n_classes = {"multinomial": n_outputs, "log_loss": 2, "hinge": 2}.get(loss)
         if one_vs_rest:
             targets = [(codes == k).astype(X.dtype) for k in range(n_outputs)]
         else:
@@ -256,8 +274,9 @@ class _MiniBatchBase(BaseEstimator):
         return X, targets, codes
 
     def _epoch(self, X, targets, rows=None):
+        shuffle = resolve_shuffle(self.shuffle)
         losses = [
-            trainer.epoch(X, target, shuffle=self.shuffle, rows=rows)
+            trainer.epoch(X, target, shuffle=shuffle, rows=rows)
             for trainer, target in zip(self._trainers, targets)
         ]
         return sum(losses) / len(losses)
@@ -418,6 +437,7 @@ default='squared_error'
         backend="numba",
         verbose=0,
         callback=None,
+        allow_copy=True,
         epsilon=0.1,
         power_t=0.25,
         decay=0.9,
@@ -556,6 +576,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         backend="numba",
         verbose=0,
         callback=None,
+        allow_copy=True,
         epsilon=0.1,
         power_t=0.25,
         decay=0.9,

@@ -8,6 +8,7 @@ name the argument, the value received and what is allowed.
 
 import difflib
 import numbers
+import os
 
 import numpy as np
 
@@ -79,6 +80,87 @@ def check_callback(callback):
     return callback
 
 
+def check_bool(name, value):
+    """Return ``value`` as a bool if it is one (Python's or NumPy's), else raise.
+
+    Strict on purpose: ``fit_intercept="no"`` would otherwise mean True.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be True or False; got {value!r} of type {type(value).__name__}."
+        )
+    return bool(value)
+
+
+# The row-order modes of ``shuffle``: a fresh permutation of the rows every
+# epoch (True), the data's order (False), or whole batches visited in a
+# random order ("batches").
+SHUFFLE_MODES = (True, False, "batches")
+
+
+def check_shuffle(shuffle):
+    """Return the row-order mode ``shuffle``: True, False or ``"batches"``, else raise.
+
+    An unknown string is a ValueError that lists the modes and suggests the
+    closest one; anything else (0, 1, None, ...) is a TypeError.
+    """
+    if isinstance(shuffle, (bool, np.bool_)):
+        return bool(shuffle)
+    if isinstance(shuffle, str):
+        return check_option("shuffle", shuffle, SHUFFLE_MODES)
+    raise TypeError(
+        f"shuffle must be one of {', '.join(map(repr, SHUFFLE_MODES))}; got "
+        f"{shuffle!r} of type {type(shuffle).__name__}."
+    )
+
+
+def usable_cpu_count():
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def check_n_threads(n_threads):
+    """Return the thread count ``n_threads`` asks for: an int >= 1, or -1 for every CPU.
+
+    -1 resolves to the CPUs this process may use (``os.sched_getaffinity``
+    where available, else ``os.cpu_count()``). 0 and other negative values
+    raise a ValueError; a non-integer raises a TypeError.
+    """
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(
+            f"n_threads must be an integer >= 1, or -1 for every CPU; got "
+            f"{n_threads!r} of type {type(n_threads).__name__}."
+        )
+    if n_threads == -1:
+        return usable_cpu_count()
+    if n_threads < 1:
+        raise ValueError(
+            f"n_threads must be an integer >= 1, or -1 for every CPU; got {n_threads!r}."
+        )
+    return int(n_threads)
+
+
+def check_random_state(random_state):
+    """Return the ``numpy.random.Generator`` that ``random_state`` seeds, else raise.
+
+    None (fresh entropy: a different result every run), a non-negative
+    integer, or a Generator (used as it is, so it advances); NumPy's other
+    seeds (SeedSequence, BitGenerator, RandomState) work too.
+    """
+    allowed = "None, a non-negative integer or a numpy.random.Generator"
+    if isinstance(random_state, (bool, np.bool_)):
+        raise TypeError(f"random_state must be {allowed}; got {random_state!r}.")
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"random_state must be {allowed}; got {random_state!r} of type "
+            f"{type(random_state).__name__}."
+        ) from exc
+
+
 def check_class_count(classes):
     """Return ``classes`` if it holds at least two labels, else raise.
 
@@ -88,7 +170,7 @@ def check_class_count(classes):
     if len(classes) < 2:
         raise ValueError(
             f"A classifier needs samples of at least 2 classes; got {len(classes)} "
-            f"class: {list(classes)!r}."
+            f"class in y: {np.asarray(classes).tolist()!r}."
         )
     return classes
 
@@ -111,22 +193,88 @@ def _assert_all_finite(a, name):
         return
     for start in range(0, a.shape[0], 65536):
         block = a[start : start + 65536]
-        if np.isnan(block).any():
-            raise ValueError(f"Input {name} contains NaN.")
-        if not np.isfinite(block).all():
-            raise ValueError(f"Input {name} contains infinity.")
+        bad = ~np.isfinite(block)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            what = "NaN" if np.isnan(block[where]) else "infinity"
+            row = start + where[0]
+            at = f"row {row}, column {where[1]}" if a.ndim == 2 else f"index {row}"
+            # scikit-learn's wording first: it is what users search for.
+            raise ValueError(
+                f"Input {name} contains {what} (the first at {at}). Remove or "
+                f"impute the non-finite values of {name} before fitting."
+            )
 
 
-def check_X(X, *, dtype=None):
+_DTYPE_WORDS = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}
+
+
+def _copy_reason(array, converted, dtype):
+    """Why ``array`` (the user's) cannot be used as ``dtype`` without a copy, or None.
+
+    ``converted`` is ``np.asarray(array)``: a new array it owns means the
+    conversion itself was a copy (a list, a DataFrame of mixed columns, ...).
+    """
+    if not isinstance(array, np.ndarray) and converted.flags.owndata:
+        return f"it is a {type(array).__name__}, not a NumPy array"
+    if converted.dtype != dtype:
+        return f"it has dtype {converted.dtype} and training needs {np.dtype(dtype)}"
+    if not converted.flags.c_contiguous:
+        layout = "Fortran-ordered" if converted.flags.f_contiguous else "a strided view"
+        return f"it is {layout}, not C-contiguous"
+    return None
+
+
+def _refuse_copy(name, reason, dtype):
+    raise ValueError(
+        f"allow_copy=False, but {name} would have to be copied: {reason}. Pass "
+        f"np.ascontiguousarray({name}, dtype=np.{np.dtype(dtype).name}) yourself, "
+        "or allow_copy=True."
+    )
+
+
+def check_no_copy(name, array, dtype=None):
+    """Raise the ValueError of ``allow_copy=False`` if ``array`` would need a copy.
+
+    For a caller that hands ``array`` to code that would copy it silently
+    (scikit-learn's ``validate_data``); ``dtype`` is the dtype it must have,
+    by default the one it would train in.
+    """
+    converted = np.asarray(array)
+    dtype = training_dtype(converted) if dtype is None else np.dtype(dtype)
+    reason = _copy_reason(array, converted, dtype)
+    if reason is not None:
+        _refuse_copy(name, reason, dtype)
+
+
+def training_dtype(X):
+    """The float dtype X trains in: its own if float32/float64, else float64."""
+    return X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+
+
+def check_X(X, *, dtype=None, allow_copy=True):
     """Return X as a C-contiguous float32 or float64 2-D array.
 
-    A C-contiguous float32 or float64 array is returned as it is (no copy).
-    Integer input is converted to float64 and anything else that is not
-    C-contiguous is copied once to C order, keeping its float dtype. ``dtype``
-    forces the float dtype (used to predict with a model's own dtype).
+    The conversion rule, applied once:
+
+    - a C-contiguous float32 or float64 array (read-only and ``np.memmap``
+      included) is returned as it is: no copy, and float32 trains in float32;
+    - a float32 or float64 array in another layout (Fortran order, a strided
+      view) is copied once to C order, keeping its dtype;
+    - integer arrays (signed or unsigned) and the other float dtypes (float16,
+      longdouble) are converted to a float64 copy;
+    - bool, complex, object, string and other dtypes are refused (TypeError).
+
+    With ``allow_copy=False`` any copy raises a ValueError instead, saying
+    why one would be needed. ``dtype`` forces the float dtype (used to
+    predict with a model's own dtype). X is never written to.
     """
     if not hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
-        raise TypeError(f"X must be an array-like of numbers; got {type(X).__name__}.")
+        raise TypeError(
+            f"X must be an array-like of numbers of shape (n_samples, n_features); "
+            f"got {type(X).__name__}."
+        )
+    given = X
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(
@@ -136,10 +284,11 @@ def check_X(X, *, dtype=None):
         )
     kind = X.dtype.kind
     if kind not in "fiu":
-        what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}
         raise TypeError(
-            f"X must hold real numbers (float32 or float64); got dtype "
-            f"{what.get(kind, str(X.dtype))} ({X.dtype})."
+            "X must hold real numbers (float32 or float64, used as they are, or "
+            "integers, converted to float64); got dtype "
+            f"{_DTYPE_WORDS.get(kind, str(X.dtype))} ({X.dtype}). Convert it "
+            "yourself, e.g. X.astype(np.float64)."
         )
     if X.shape[0] < 1:
         raise ValueError(
@@ -151,20 +300,29 @@ def check_X(X, *, dtype=None):
             f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
             "is required."
         )
-    if dtype is None:
-        dtype = X.dtype if X.dtype in FLOAT_DTYPES else np.float64
+    dtype = training_dtype(X) if dtype is None else np.dtype(dtype)
+    if not allow_copy:
+        reason = _copy_reason(given, X, dtype)
+        if reason is not None:
+            _refuse_copy("X", reason, dtype)
     X = np.ascontiguousarray(X, dtype=dtype)
     _assert_all_finite(X, "X")
     return X
 
 
-def check_y(y, n_samples, loss, dtype, n_classes=None):
+def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     """Return ``(y, n_outputs)``: y as a contiguous array of X's dtype.
 
-    For the classification losses y must hold class codes: 0/1 for log_loss
-    and hinge, 0..n_classes-1 for multinomial (n_classes defaults to
-    ``max(y) + 1``).
+    For the regression losses y holds real numbers (integers are converted).
+    For the classification losses y holds class codes (integers, integral
+    floats, or bools for 0/1): 0/1 for log_loss and hinge, 0..n_classes-1 for
+    multinomial. Without ``n_classes`` y must show at least two classes and
+    multinomial has ``max(y) + 1`` of them; with it (2 for log_loss and hinge)
+    a chunk of y may lack some. With ``allow_copy=False`` a y that is not
+    already a C-contiguous array of ``dtype`` raises instead of being copied.
+    y is never written to.
     """
+    given = y
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -175,32 +333,60 @@ def check_y(y, n_samples, loss, dtype, n_classes=None):
             f"X and y have inconsistent numbers of samples: X has {n_samples} rows, "
             f"y has {y.shape[0]}."
         )
-    if y.dtype.kind not in "fiu":
-        raise TypeError(f"y must hold real numbers; got dtype {y.dtype}.")
+    classification = loss in CLASSIFICATION_LOSSES
+    if y.dtype.kind not in ("fiub" if classification else "fiu"):
+        what = _DTYPE_WORDS.get(y.dtype.kind, str(y.dtype))
+        allowed = (
+            "class codes (integers, integral floats or bools)"
+            if classification
+            else f"real values (floats or integers) for loss={loss!r}"
+        )
+        raise TypeError(f"y must hold real numbers; got dtype {what} ({y.dtype}); "
+                        f"expected {allowed}.")  # fmt: skip
     _assert_all_finite(y, "y")
     n_outputs = 1
-    if loss in CLASSIFICATION_LOSSES:
-        if np.any(y != np.round(y)):
+    if classification:
+        if y.dtype.kind == "f" and np.any(y != np.round(y)):
             raise ValueError(
                 f"loss={loss!r} needs integer class codes in y; got non-integer values "
                 "such as " + repr(float(y[y != np.round(y)][0])) + "."
             )
+        low, high = y.min(), y.max()
         if loss == "multinomial":
-            top = int(y.max()) + 1
-            n_outputs = top if n_classes is None else check_int("n_classes", n_classes, 2)
+            n_outputs = int(high) + 1 if n_classes is None else check_int(
+                "n_classes", n_classes, 2
+            )
             allowed = f"0..{n_outputs - 1}"
         else:
-            n_outputs, allowed = 1, "0 or 1"
-        high = n_outputs - 1 if n_outputs > 1 else 1
-        if y.min() < 0 or y.max() > high:
+            if n_classes is not None and not (
+                isinstance(n_classes, numbers.Integral) and n_classes == 2
+            ):
+                raise ValueError(
+                    f"n_classes={n_classes!r} does not fit loss={loss!r}, a two-class "
+                    "loss (codes 0 and 1); pass n_classes=2 or None."
+                )
+            allowed = "0 or 1"
+        if low < 0 or high > max(n_outputs - 1, 1):
             raise ValueError(
                 f"loss={loss!r} needs class codes in y within {allowed}; "
-                f"got values from {y.min()!r} to {y.max()!r}."
+                f"got values from {low!r} to {high!r}."
             )
-        if n_outputs < 2 and loss == "multinomial":
+        if n_classes is None and low == high:
             raise ValueError(
-                "loss='multinomial' needs at least 2 classes; y holds only class 0."
+                f"loss={loss!r} needs at least 2 classes in y; got only class "
+                f"{int(low)}. Pass n_classes="
+                f"{'2' if loss != 'multinomial' else 'K'} if y is one chunk of a "
+                "larger problem that has the other classes."
             )
+    elif n_classes is not None:
+        raise ValueError(
+            f"n_classes applies to the classification losses only; got "
+            f"n_classes={n_classes!r} with loss={loss!r}. Leave it None."
+        )
+    if not allow_copy:
+        reason = _copy_reason(given, y, dtype)
+        if reason is not None:
+            _refuse_copy("y", reason, dtype)
     return np.ascontiguousarray(y, dtype=dtype), n_outputs
 
 
@@ -257,6 +443,8 @@ def check_fit_settings(
     check_float("rho", rho, low=0.0, high=1.0, high_open=True)
     check_float("eps", eps, low=0.0, low_open=True)
     check_float("weight_decay", weight_decay, low=0.0)
+    check_bool("fit_intercept", fit_intercept)
+    check_bool("drop_last", drop_last)
     l2, l1 = penalty_split(penalty, alpha, l1_ratio)
     return KernelConfig(
         loss=LOSSES.index(loss),

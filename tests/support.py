@@ -8,6 +8,7 @@ import numpy as np
 
 import fastgd
 from fastgd._config import KernelConfig, LOSSES
+from fastgd.backends import get_backend
 
 # The NumPy reference is the specification; every other usable backend is
 # checked against it. A new backend (e.g. "cython") joins every contract test
@@ -103,3 +104,34 @@ def kernel_config(loss, **overrides):
     )  # fmt: skip
     fields.update(overrides)
     return KernelConfig(**fields)
+
+
+def spy_on_run_epoch(monkeypatch, backend):
+    """Record the arguments of every ``run_epoch`` call the engine makes."""
+    module = get_backend(backend)
+    real_run_epoch = module.run_epoch
+    calls = []
+
+    def run_epoch(X, y, order, P, state, cfg, lr, t0):
+        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0))
+        return real_run_epoch(X, y, order, P, state, cfg, lr, t0)
+
+    monkeypatch.setattr(module, "run_epoch", run_epoch)
+    return calls
+
+
+def wrap_run_epoch(monkeypatch, backend, wrapper):
+    """Make the engine call ``wrapper(call, real_run_epoch, *args)`` for each epoch.
+
+    ``call`` counts the backend's epoch calls from 1 (one per trainer per
+    epoch): a test injects a failure into one chosen epoch this way.
+    """
+    module = get_backend(backend)
+    real_run_epoch = module.run_epoch
+    calls = [0]
+
+    def run_epoch(*args):
+        calls[0] += 1
+        return wrapper(calls[0], real_run_epoch, *args)
+
+    monkeypatch.setattr(module, "run_epoch", run_epoch)

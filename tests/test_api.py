@@ -8,7 +8,6 @@ import pytest
 import fastgd
 from fastgd._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES, SCHEDULES
 from fastgd._validation import check_X
-from fastgd.backends import get_backend
 
 from support import (
     ALL_BACKENDS,
@@ -19,21 +18,8 @@ from support import (
     assert_same_fit,
     make_problem,
     rtol_for,
+    spy_on_run_epoch,
 )
-
-
-def spy_on_run_epoch(monkeypatch, backend):
-    """Record the arguments of every ``run_epoch`` call the engine makes."""
-    module = get_backend(backend)
-    real_run_epoch = module.run_epoch
-    calls = []
-
-    def run_epoch(X, y, order, P, state, cfg, lr, t0):
-        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0))
-        return real_run_epoch(X, y, order, P, state, cfg, lr, t0)
-
-    monkeypatch.setattr(module, "run_epoch", run_epoch)
-    return calls
 
 
 # --- the result's shapes and counters ----------------------------------------
