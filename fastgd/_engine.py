@@ -5,6 +5,9 @@ seeded NumPy generator (so every backend sees the same batches) and makes one
 backend call that runs all of the epoch's batches in compiled code.
 """
 
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -212,6 +215,15 @@ def fit(
         When a batch's loss or the parameters become NaN or infinite: at once,
         naming the epoch and the batch. ``err.result`` holds the fit of the
         last completed (finite) epoch; no NaN parameters are ever returned.
+    KeyboardInterrupt
+        On Ctrl-C, re-raised so that a script stops as it should, with the
+        fit of the last completed epoch as ``exc.result`` (parameters,
+        ``loss_history``, ``n_epochs``). The first Ctrl-C lets the epoch in
+        progress finish (a compiled epoch cannot be stopped midway) and the
+        callback run, then stops; a second Ctrl-C stops at once and drops
+        the unfinished epoch. Where SIGINT has a handler of the user's own,
+        or outside the main thread, fastgd leaves signals alone: a
+        KeyboardInterrupt stops at once, still keeping the completed epochs.
 
     Examples
     --------
@@ -245,14 +257,77 @@ def fit(
         step_size=step_size, gamma=gamma,
     )  # fmt: skip
     result = trainer.result
-    result.converged = run_epochs(
-        lambda: trainer.epoch(X, y, shuffle=shuffle),
-        epochs,
-        plateau=None if tol is None else Plateau(tol, n_iter_no_change),
-        callback=callback,
-        parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
-    )
+    try:
+        result.converged = run_epochs(
+            lambda: trainer.epoch(X, y, shuffle=shuffle),
+            epochs,
+            plateau=None if tol is None else Plateau(tol, n_iter_no_change),
+            callback=callback,
+            parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
+        )
+    except KeyboardInterrupt as exc:
+        exc.result = result
+        add_note(exc, f"fastgd.fit was interrupted after {result.n_epochs} completed "
+                      "epoch(s); their fit is on exc.result.")  # fmt: skip
+        raise
     return result
+
+
+def add_note(exc, note):
+    """``exc.add_note(note)`` where Python has it (3.11+): shown under the traceback."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+
+
+class InterruptAtEpochEnd:
+    """Turn the first Ctrl-C during training into a stop at the end of the epoch.
+
+    A compiled epoch cannot be interrupted: SIGINT is seen only once the
+    kernel returns, and a KeyboardInterrupt raised there would throw away the
+    epoch just computed. While training, the first SIGINT therefore only sets
+    ``pending`` (and says so on stderr); the epoch loop calls :meth:`check`
+    once the epoch is complete and recorded, which raises KeyboardInterrupt.
+    A second SIGINT raises at once (the unfinished epoch is rolled back by
+    :meth:`Trainer.epoch`). On exit the previous handler is put back, and an
+    interrupt still pending is raised.
+
+    The handler is installed only in the main thread and only over Python's
+    default SIGINT handler, so a handler of the user's own is left alone;
+    otherwise this does nothing and an interrupt stops at once.
+    """
+
+    def __enter__(self):
+        self.pending = False
+        self._previous = None
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+        print(
+            "\nfastgd: interrupted; training stops at the end of this epoch "
+            "(press Ctrl-C again to stop at once, dropping it).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def check(self):
+        """Raise KeyboardInterrupt if a SIGINT arrived since training started."""
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def __exit__(self, exc_type, exc, traceback):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if exc_type is None:
+            self.check()
+        return False
 
 
 class Plateau:
@@ -290,9 +365,14 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     """The epoch loop shared by ``fastgd.fit`` and the estimators.
 
     After each ``step()`` (one epoch; returns its training loss), in this
-    order: the progress display, the user's callback, the stopping rule.
-    Everything optional is skipped by one ``is None`` test per epoch, so a
-    loop without them costs nothing beyond the epochs themselves.
+    order: the progress display, the user's callback, a pending Ctrl-C (see
+    :class:`InterruptAtEpochEnd`), the stopping rule. Everything optional is
+    skipped by one ``is None`` test per epoch, so a loop without them costs
+    nothing beyond the epochs themselves.
+
+    ``step`` must be all-or-nothing (as :meth:`Trainer.epoch` is): whatever
+    it raises (DivergenceError, KeyboardInterrupt), the model is left as
+    after the last completed epoch, which is what the caller then keeps.
 
     Parameters
     ----------
@@ -320,19 +400,28 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     -------
     bool
         True when the plateau rule stopped training, False otherwise.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After the epoch in progress (and its callback) on a first Ctrl-C, at
+        once on a second.
     """
     try:
-        for epoch in range(first_epoch, first_epoch + epochs):
-            loss = step()
-            if progress is not None:
-                progress.update(loss)
-            if callback is not None and callback(epoch, loss, *parameters()):
-                return False
-            if plateau is not None and plateau.update(
-                loss if monitor is None else monitor(loss)
-            ):
-                return True
-        return False
+        with InterruptAtEpochEnd() as interrupt:
+            for epoch in range(first_epoch, first_epoch + epochs):
+                loss = step()
+                if progress is not None:
+                    progress.update(loss)
+                stop = callback is not None and callback(epoch, loss, *parameters())
+                interrupt.check()
+                if stop:
+                    return False
+                if plateau is not None and plateau.update(
+                    loss if monitor is None else monitor(loss)
+                ):
+                    return True
+            return False
     finally:
         if progress is not None:
             progress.close()
@@ -392,13 +481,58 @@ class Trainer:
         self.P[...] = P
         self._store_parameters()
 
+    def checkpoint(self):
+        """Everything an epoch changes but the row order, for :meth:`rollback`.
+
+        Parameters and optimizer state (copies; small: K × (n_features + 1)
+        each) and the result's counters and histories (their lengths).
+        """
+        result = self.result
+        return (
+            self.P.copy(),
+            self.state.copy(),
+            result.n_epochs,
+            result.n_updates,
+            len(result.loss_history),
+            len(result.epoch_seconds),
+        )
+
+    def rollback(self, checkpoint):
+        """Return to a :meth:`checkpoint`: the model as after its last epoch then.
+
+        The one way an unfinished epoch is undone, whether it diverged or was
+        interrupted. The row-order generator is not rewound: training resumed
+        after a rollback is valid but visits rows in other orders than an
+        uninterrupted run would.
+        """
+        P, state, n_epochs, n_updates, n_losses, n_seconds = checkpoint
+        self.P[...], self.state[...] = P, state
+        result = self.result
+        result.n_epochs, result.n_updates = n_epochs, n_updates
+        del result.loss_history[n_losses:], result.epoch_seconds[n_seconds:]
+        self._store_parameters()
+
     def epoch(self, X, y, *, shuffle=True, rows=None):
         """Run one epoch over validated ``X``, ``y``; return its mean loss.
+
+        All or nothing: if the epoch diverges (DivergenceError) or is
+        interrupted (KeyboardInterrupt, or any other exception), the model is
+        rolled back to where it was before it, so parameters, state and
+        history always belong to the last completed epoch.
 
         ``rows`` (an index array) restricts the epoch to those rows of X and
         y, without copying them: an estimator's ``early_stopping`` trains on
         all rows but its held-out ones this way.
         """
+        checkpoint = self.checkpoint()
+        try:
+            return self._epoch(X, y, shuffle, rows)
+        except BaseException:
+            self.rollback(checkpoint)
+            raise
+
+    def _epoch(self, X, y, shuffle, rows):
+        """The epoch itself, without the rollback that :meth:`epoch` adds."""
         n_samples = X.shape[0] if rows is None else rows.shape[0]
         if (
             self._order is None
@@ -422,16 +556,15 @@ class Trainer:
             schedule, lr, self.result.n_epochs, decay, step_size, gamma
         )
         result = self.result
-        last_good = self.P.copy(), self.state.copy()
         started = time.perf_counter()
         epoch_loss, n_updates = self.kernels.run_epoch(
             X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
         )
         if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
             # A non-finite loss stopped the kernel before that batch's update;
-            # otherwise only the last update went wrong.
+            # otherwise only the last update went wrong. err.result is rolled
+            # back to the last finite epoch by epoch() before anyone sees it.
             batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
-            self.P[...], self.state[...] = last_good
             raise DivergenceError(result.n_epochs + 1, batch, epoch_lr, result)
         result.epoch_seconds.append(time.perf_counter() - started)
         result.loss_history.append(float(epoch_loss))

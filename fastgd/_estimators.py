@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
-from ._engine import Plateau, Trainer, resolve_shuffle, run_epochs
+from ._engine import Plateau, Trainer, add_note, resolve_shuffle, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
 from ._validation import (
@@ -127,6 +127,15 @@ _COMMON_ATTRIBUTES = """\
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X was a DataFrame with string column names.
+
+    Notes
+    -----
+    When ``fit`` or ``partial_fit`` stops on an error (``DivergenceError``, a
+    Ctrl-C, an exception from ``callback``), the error propagates and the
+    model keeps the fitted attributes of the last completed epoch (with
+    ``early_stopping``, of the best epoch so far, as at a normal end), all
+    finite. A Ctrl-C lets the epoch in progress finish; a second one stops at
+    once (see :func:`fastgd.fit`).
 """
 
 
@@ -274,11 +283,25 @@ class _MiniBatchBase(BaseEstimator):
         return X, targets, codes
 
     def _epoch(self, X, targets, rows=None):
+        """One epoch of every trainer, all or none, like :meth:`Trainer.epoch`.
+
+        A one-vs-rest model whose k-th trainer diverges or is interrupted
+        rolls back the trainers before it too, so all stay at the same epoch.
+        """
+        trainers = self._trainers
         shuffle = resolve_shuffle(self.shuffle)
-        losses = [
-            trainer.epoch(X, target, shuffle=shuffle, rows=rows)
-            for trainer, target in zip(self._trainers, targets)
-        ]
+        if len(trainers) == 1:
+            return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
+        checkpoints = [trainer.checkpoint() for trainer in trainers]
+        try:
+            losses = [
+                trainer.epoch(X, target, shuffle=shuffle, rows=rows)
+                for trainer, target in zip(trainers, targets)
+            ]
+        except BaseException:
+            for trainer, checkpoint in zip(trainers, checkpoints):
+                trainer.rollback(checkpoint)
+            raise
         return sum(losses) / len(losses)
 
     def _current_parameters(self):
@@ -335,36 +358,53 @@ class _MiniBatchBase(BaseEstimator):
         if tol is not None:
             plateau = Plateau(tol, self.n_iter_no_change)
         n_rows = X.shape[0] if rows is None else rows.shape[0]
-        run_epochs(
-            lambda: self._epoch(X, targets, rows),
-            self.epochs,
-            plateau=plateau,
-            monitor=monitor,
-            callback=self.callback,
-            parameters=self._current_parameters,
-            progress=make_progress(
-                self.verbose, self.epochs, n_rows, type(self).__name__
-            ),
-            first_epoch=trainers[0].result.n_epochs + 1,
-        )
-        if self.early_stopping and best["P"] is not None:
-            for trainer, P in zip(trainers, best["P"]):
-                trainer.restore(P)
-        self._publish()
+        try:
+            run_epochs(
+                lambda: self._epoch(X, targets, rows),
+                self.epochs,
+                plateau=plateau,
+                monitor=monitor,
+                callback=self.callback,
+                parameters=self._current_parameters,
+                progress=make_progress(
+                    self.verbose, self.epochs, n_rows, type(self).__name__
+                ),
+                first_epoch=trainers[0].result.n_epochs + 1,
+            )
+        except KeyboardInterrupt as exc:
+            self._note_interrupt(exc, "fit")
+            raise
+        finally:
+            # Also when training stopped on an error: the completed epochs'
+            # parameters (all finite) are what the model keeps.
+            if self.early_stopping and best["P"] is not None:
+                for trainer, P in zip(trainers, best["P"]):
+                    trainer.restore(P)
+            self._publish()
         return self
 
     def _partial_fit(self, X, y, classes):
         continuing = hasattr(self, "_trainers")
         X, targets, _ = self._prepare(X, y, classes, continuing=continuing)
-        run_epochs(
-            lambda: self._epoch(X, targets),
-            1,
-            callback=self.callback,
-            parameters=self._current_parameters,
-            first_epoch=self._trainers[0].result.n_epochs + 1,
-        )
-        self._publish()
+        try:
+            run_epochs(
+                lambda: self._epoch(X, targets),
+                1,
+                callback=self.callback,
+                parameters=self._current_parameters,
+                first_epoch=self._trainers[0].result.n_epochs + 1,
+            )
+        except KeyboardInterrupt as exc:
+            self._note_interrupt(exc, "partial_fit")
+            raise
+        finally:
+            self._publish()
         return self
+
+    def _note_interrupt(self, exc, method):
+        add_note(exc, f"{type(self).__name__}.{method} was interrupted; the model "
+                      f"keeps the parameters of its {self._trainers[0].result.n_epochs} "
+                      "completed epoch(s).")  # fmt: skip
 
     # --- prediction -------------------------------------------------------------
 

@@ -46,3 +46,99 @@ def test_every_backend_stops_at_the_same_batch(dtype):
                 fastgd.fit(X, y, backend=name, **DIVERGING)
         batches.add((caught.value.epoch, caught.value.batch))
     assert len(batches) == 1
+
+
+def test_the_error_is_raised_from_the_diverging_epoch_and_result_is_rolled_back(
+    monkeypatch, backend
+):
+    # A kernel that has already changed the parameters when a batch's loss
+    # turns non-finite: the result must not show any of that epoch.
+    from support import wrap_run_epoch
+
+    X, y = exploding_problem()
+    X /= 100.0
+
+    def run_epoch(call, real, X, y, order, P, state, cfg, lr, t0):
+        if call == 3:
+            P += np.nan
+            return np.nan, 5
+        return real(X, y, order, P, state, cfg, lr, t0)
+
+    wrap_run_epoch(monkeypatch, backend, run_epoch)
+    with pytest.raises(fastgd.DivergenceError, match=r"epoch 3, batch 6") as caught:
+        fastgd.fit(X, y, backend=backend, lr=0.01, epochs=5, random_state=0)
+    monkeypatch.undo()
+    expected = fastgd.fit(X, y, backend=backend, lr=0.01, epochs=2, random_state=0)
+    np.testing.assert_array_equal(caught.value.result.coef, expected.coef)
+    assert caught.value.result.loss_history == expected.loss_history
+    assert caught.value.result.n_updates == expected.n_updates
+
+
+# --- the estimators keep the last finite epoch too ----------------------------------
+
+
+def fitted_models():
+    pytest.importorskip("sklearn")
+    return fastgd.MiniBatchRegressor, fastgd.MiniBatchClassifier
+
+
+def assert_same_model(model, expected):
+    np.testing.assert_array_equal(model.coef_, expected.coef_, strict=True)
+    np.testing.assert_array_equal(model.intercept_, expected.intercept_, strict=True)
+    assert (model.n_iter_, model.t_) == (expected.n_iter_, expected.t_)
+    assert model.loss_curve_ == expected.loss_curve_
+    for trainer, other in zip(model._trainers, expected._trainers, strict=True):
+        np.testing.assert_array_equal(trainer.P, other.P, strict=True)
+        np.testing.assert_array_equal(trainer.state, other.state, strict=True)
+
+
+def test_estimator_fit_keeps_the_last_finite_epoch(backend):
+    Regressor, _ = fitted_models()
+    X, y = exploding_problem()
+    settings = dict(lr=2.5, batch_size=32, random_state=0, backend=backend)
+    model = Regressor(epochs=500, **settings)
+    with pytest.raises(fastgd.DivergenceError) as caught:
+        with np.errstate(all="ignore"):
+            model.fit(X / 100.0, y)
+    err = caught.value
+    assert err.epoch >= 2 and model.n_iter_ == err.epoch - 1
+    assert np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()
+    assert np.isfinite(model.loss_curve_).all() and len(model.loss_curve_) == model.n_iter_
+    np.testing.assert_array_equal(model.coef_, err.result.coef)
+    assert_same_model(model, Regressor(epochs=model.n_iter_, **settings).fit(X / 100.0, y))
+    assert np.isfinite(model.predict(X / 100.0)).all()
+
+
+def test_estimator_partial_fit_keeps_the_last_finite_call(backend):
+    Regressor, _ = fitted_models()
+    X, y = exploding_problem()
+    model = Regressor(lr=10.0, random_state=0, backend=backend)
+    calls = 0
+    with pytest.raises(fastgd.DivergenceError):
+        with np.errstate(all="ignore"):
+            for calls in range(1, 100):
+                model.partial_fit(X, y)
+    assert model.n_iter_ == calls - 1
+    assert np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()
+
+
+def test_one_vs_rest_rolls_every_model_back_when_one_diverges(monkeypatch, backend):
+    from support import make_problem, wrap_run_epoch
+
+    _, Classifier = fitted_models()
+    X, y = make_problem("multinomial", np.float64)
+    settings = dict(loss="hinge", lr=0.05, batch_size=8, random_state=0, backend=backend)
+
+    def run_epoch(call, real, X, y, order, P, state, cfg, lr, t0):
+        if call == 3 * 2 + 2:  # the second of three models, in epoch 3
+            P += np.inf
+            return np.inf, 1
+        return real(X, y, order, P, state, cfg, lr, t0)
+
+    wrap_run_epoch(monkeypatch, backend, run_epoch)
+    model = Classifier(epochs=10, **settings)
+    with pytest.raises(fastgd.DivergenceError, match="epoch 3, batch 2"):
+        model.fit(X, y)
+    monkeypatch.undo()
+    assert [trainer.result.n_epochs for trainer in model._trainers] == [2, 2, 2]
+    assert_same_model(model, Classifier(epochs=2, **settings).fit(X, y))
