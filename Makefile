@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-kernels bench-speed clean
+.PHONY: demo test test-debug bench bench-kernels bench-speed clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,34 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The kernels with their bounds checks on, on a subset of the suite (a few
+# minutes; .ci/run runs it after `make test`). All of it happens in a copy of
+# the sources under $(DEBUG_DIR), so the release build of the Cython extension
+# in fastgd/backends/ and the Numba cache beside it are never touched:
+# - the Cython extension is built there with FASTGD_CYTHON_DEBUG=1 (setup.py:
+#   boundscheck, wraparound and initializedcheck on, -O0 -g);
+# - Numba compiles every kernel afresh with NUMBA_BOUNDSCHECK=1, into a cache
+#   directory of its own (a cached release kernel would otherwise be reused).
+# The subset: the contract grid in float64 at batch size 1, the Cython
+# backend's own tests, the property-based tests and divergence.
+DEBUG_DIR := build/test-debug
+DEBUG_TESTS := tests/test_contract.py tests/test_cython_backend.py \
+	tests/test_properties.py tests/test_divergence.py tests/test_numba_boundscheck.py
+DEBUG_SELECT := (float64 and bs1) or test_cython_backend or test_properties \
+	or test_divergence or test_numba_boundscheck
+
+test-debug: $(STAMP)
+	$(PY) -m pip install --quiet "Cython>=3.0" "setuptools>=64"
+	rm -rf $(DEBUG_DIR) && mkdir -p $(DEBUG_DIR)/src
+	tar -cf - --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude='*.so' \
+		--exclude=__pycache__ --exclude='*.egg-info' --exclude=./bench/out . \
+		| tar -xf - -C $(DEBUG_DIR)/src
+	cd $(DEBUG_DIR)/src && FASTGD_CYTHON_DEBUG=1 $(abspath $(PY)) setup.py --quiet \
+		build_ext --inplace
+	cd $(DEBUG_DIR)/src && FASTGD_CYTHON_DEBUG=1 NUMBA_BOUNDSCHECK=1 \
+		NUMBA_CACHE_DIR=$(abspath $(DEBUG_DIR))/numba-cache PYTHONPATH=. \
+		$(abspath $(PY)) -m pytest -q $(DEBUG_TESTS) -k "$(DEBUG_SELECT)"
 
 # Batch size against speed and convergence: table, bench/out/results.json and
 # bench/out/scaling.png (the `test` extra holds the `bench` extra's packages).
