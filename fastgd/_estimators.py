@@ -60,8 +60,9 @@ _COMMON_PARAMETERS = """\
         Elastic-net mixing, in [0, 1].
     fit_intercept : bool, default=True
     shuffle : {True, False, 'batches'}, default=True
-        True: a fresh random row order every epoch; False: the data's order.
-        ('batches' is validated but not available yet.)
+        True: a fresh random row order every epoch; False: the data's order;
+        'batches': the data's contiguous batches in a fresh random order every
+        epoch (see :func:`fastgd.fit`).
     drop_last : bool, default=False
         Skip an epoch's last batch when it is smaller than ``batch_size``.
     tol : float or None, default=None

@@ -272,11 +272,6 @@ def test_n_classes_lets_a_chunk_of_y_show_one_class(backend):
         assert result.coef.shape == (N_FEATURES,)
 
 
-def test_shuffle_batches_is_validated_but_not_available_yet(backend):
-    with pytest.raises(NotImplementedError, match="shuffle='batches' arrives with issue 6"):
-        fastgd.fit(X_OK, Y_OK, shuffle="batches", epochs=1, backend=backend)
-
-
 # --- validation functions of settings that fit does not take yet -------------------
 
 
