@@ -46,11 +46,6 @@ def row_order_dtype(n_samples):
     return np.int32 if n_samples < 2**31 else np.int64
 
 
-def resolve_shuffle(shuffle):
-    """The validated row-order mode, as the epoch loop takes it."""
-    return check_shuffle(shuffle)
-
-
 def shuffled_batches(order, rows, batch_size, rng):
     """Fill ``order`` with the rows' contiguous batches in a random batch order.
 
@@ -268,7 +263,7 @@ def fit(
         weight_decay=weight_decay,
     )  # fmt: skip
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
-    shuffle = resolve_shuffle(shuffle)
+    shuffle = check_shuffle(shuffle)
     check_callback(callback)
     rng = check_random_state(random_state)
     trainer = Trainer(
@@ -477,6 +472,7 @@ class Trainer:
         self.result = FitResult(coef=None, intercept=None, loss=loss)
         self._store_parameters()
         self._order = None
+        self._order_moved = False
         self._rows = None
 
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
@@ -564,8 +560,11 @@ class Trainer:
                 np.arange(n_samples, dtype=dtype) if rows is None else rows.astype(dtype)
             )
             self._rows = rows
-        elif shuffle is False:
+        elif shuffle is False and self._order_moved:
             self._order[:] = np.arange(n_samples) if rows is None else rows
+        # Only a mode switch needs the data's order back: False epochs after
+        # False epochs reuse it as it is, with no n-sized write per epoch.
+        self._order_moved = shuffle is not False
         cfg = self.cfg
         if cfg.batch_size > n_samples:
             cfg = cfg._replace(batch_size=n_samples)

@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
-from ._engine import Plateau, Trainer, add_note, resolve_shuffle, run_epochs
+from ._engine import Plateau, Trainer, add_note, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
 from ._validation import (
@@ -32,6 +32,7 @@ from ._validation import (
     check_no_copy,
     check_option,
     check_random_state,
+    check_shuffle,
     check_validation_split,
     check_X,
     check_y,
@@ -204,7 +205,7 @@ class _MiniBatchBase(BaseEstimator):
         check_int("verbose", self.verbose, 0)
         for name in ("early_stopping", "warm_start", "allow_copy"):
             check_bool(name, getattr(self, name))
-        resolve_shuffle(self.shuffle)
+        check_shuffle(self.shuffle)
         check_random_state(self.random_state)
         check_float(
             "validation_fraction", self.validation_fraction,
@@ -290,7 +291,7 @@ class _MiniBatchBase(BaseEstimator):
         rolls back the trainers before it too, so all stay at the same epoch.
         """
         trainers = self._trainers
-        shuffle = resolve_shuffle(self.shuffle)
+        shuffle = check_shuffle(self.shuffle)
         if len(trainers) == 1:
             return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
         checkpoints = [trainer.checkpoint() for trainer in trainers]

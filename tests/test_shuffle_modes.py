@@ -57,3 +57,15 @@ def test_estimators_accept_shuffled_batches():
     X, y = make_problem("squared_error", np.float64)
     model = fastgd.MiniBatchRegressor(shuffle="batches", random_state=0).fit(X, y)
     assert np.isfinite(model.coef_).all()
+
+
+def test_an_unshuffled_epoch_after_shuffled_ones_visits_the_data_in_its_order():
+    X, y = make_problem("squared_error", np.float64)
+    fits = []
+    for modes in ((True, "batches", False), (False,)):
+        model = fastgd.MiniBatchRegressor(batch_size=5, random_state=0)
+        for mode in modes:
+            model.set_params(shuffle=mode).partial_fit(X, y)
+        fits.append(model._trainers[0]._order.copy())
+    np.testing.assert_array_equal(fits[0], np.arange(len(X)))
+    np.testing.assert_array_equal(fits[1], np.arange(len(X)))
