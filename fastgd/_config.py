@@ -19,6 +19,10 @@ LOSSES = (
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 PENALTIES = (None, "l2", "l1", "elasticnet")
 SCHEDULES = ("constant", "invscaling", "exponential", "step")
+# How a sparse X's batches update the weights (``fit(sparse_update=...)``):
+# "lazy" touches only the columns the batch has entries in (O(nnz) per
+# update), "dense" is the dense update itself (O(n_features) per update).
+SPARSE_UPDATES = ("lazy", "dense")
 
 REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive")
 CLASSIFICATION_LOSSES = ("log_loss", "multinomial", "hinge")
@@ -42,6 +46,7 @@ PROBABILISTIC_LOSSES = ("log_loss", "multinomial")
     OPT_ADAM,
     OPT_ADAMW,
 ) = range(len(OPTIMIZERS))
+SPARSE_LAZY, SPARSE_DENSE = range(len(SPARSE_UPDATES))
 
 
 class KernelConfig(NamedTuple):
@@ -51,6 +56,8 @@ class KernelConfig(NamedTuple):
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
     smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
+    ``sparse_update`` (a code of ``SPARSE_UPDATES``) is read only by the
+    sparse (CSR) epoch kernels; its default keeps older call sites valid.
     """
 
     loss: int
@@ -68,6 +75,7 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
+    sparse_update: int = SPARSE_LAZY
 
 
 def penalty_split(penalty, alpha, l1_ratio):

@@ -23,6 +23,7 @@ from ._validation import (
     check_shuffle,
     check_X,
     check_y,
+    is_sparse,
 )
 from .backends import BACKEND_MODULES, get_backend
 
@@ -100,6 +101,7 @@ def fit(
     eps=1e-8,
     rho=0.9,
     weight_decay=0.01,
+    sparse_update="lazy",
 ):
     """Fit a linear model by mini-batch gradient descent.
 
@@ -124,6 +126,14 @@ def fit(
         - bool, complex, object and string X are refused (TypeError).
 
         ``allow_copy=False`` raises instead of making any of these copies.
+
+        A ``scipy.sparse`` X (matrix or array) is trained on without ever
+        being densified, at a cost per row proportional to its stored
+        entries: CSR of float32 or float64 with int32 or int64 indices is
+        used as it is (unsorted indices and duplicate entries allowed:
+        duplicates count as their sum); CSC, COO and the other formats, and
+        integer data, are converted once to a float CSR copy (which
+        ``allow_copy=False`` refuses). See ``sparse_update``.
     y : array-like of shape (n_samples,)
         Targets, never modified: real values for the regression losses;
         class codes (integers, integral floats, or bools) 0/1 for
@@ -212,6 +222,24 @@ def fit(
         RMSprop's decay of the squared-gradient average, in [0, 1).
     weight_decay : float, default=0.01
         AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.
+    sparse_update : {'lazy', 'dense'}, default='lazy'
+        How a sparse X's batches update the weights; ignored for a dense X.
+        ``'dense'`` is the dense update itself (the same numbers as the
+        dense copy of X, at O(n_features) per batch). ``'lazy'`` costs
+        O(stored entries of the batch) per batch:
+
+        - ``optimizer='sgd'``: exact, the same numbers as ``'dense'`` up to
+          rounding, for every penalty and schedule. The L2 shrink of all
+          weights is one scale factor (``w = scale · v``); L1 and elastic-net
+          are caught up per column when it is next read (the composition of
+          the skipped shrink-and-soft-threshold steps, in closed form).
+        - the other optimizers: only the columns with a stored entry in the
+          batch (an explicitly stored 0 counts) and the intercept are
+          stepped, as PyTorch's ``SparseAdam``: the moments of the other
+          columns are not decayed, momentum does not move them, and their
+          L2 gradient, AdamW decay and L1 soft-threshold wait until the
+          column appears in a batch. That is the dense update restricted to
+          the batch's columns, not the dense update.
 
     Returns
     -------
@@ -260,7 +288,7 @@ def fit(
         drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
         epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
         gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
-        weight_decay=weight_decay,
+        weight_decay=weight_decay, sparse_update=sparse_update,
     )  # fmt: skip
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
     shuffle = check_shuffle(shuffle)
@@ -578,9 +606,16 @@ class Trainer:
         )
         result = self.result
         started = time.perf_counter()
-        epoch_loss, n_updates = self.kernels.run_epoch(
-            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
-        )
+        if is_sparse(X):
+            # The one place where the data layout picks the kernel.
+            epoch_loss, n_updates = self.kernels.run_epoch_sparse(
+                X.data, X.indices, X.indptr, y, self._order, self.P, self.state, cfg,
+                epoch_lr, result.n_updates,
+            )  # fmt: skip
+        else:
+            epoch_loss, n_updates = self.kernels.run_epoch(
+                X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
+            )
         if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
             # A non-finite loss stopped the kernel before that batch's update;
             # otherwise only the last update went wrong. err.result is rolled

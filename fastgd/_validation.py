@@ -9,6 +9,7 @@ name the argument, the value received and what is allowed.
 import difflib
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from ._config import (
     OPTIMIZERS,
     PENALTIES,
     SCHEDULES,
+    SPARSE_UPDATES,
     KernelConfig,
     penalty_split,
 )
@@ -240,6 +242,12 @@ def check_no_copy(name, array, dtype=None):
     (scikit-learn's ``validate_data``); ``dtype`` is the dtype it must have,
     by default the one it would train in.
     """
+    if is_sparse(array):
+        dtype = training_dtype(array) if dtype is None else np.dtype(dtype)
+        reason = _sparse_copy_reason(array, dtype)
+        if reason is not None:
+            _refuse_sparse_copy(name, reason, dtype)
+        return
     converted = np.asarray(array)
     dtype = training_dtype(converted) if dtype is None else np.dtype(dtype)
     reason = _copy_reason(array, converted, dtype)
@@ -268,7 +276,12 @@ def check_X(X, *, dtype=None, allow_copy=True):
     With ``allow_copy=False`` any copy raises a ValueError instead, saying
     why one would be needed. ``dtype`` forces the float dtype (used to
     predict with a model's own dtype). X is never written to.
+
+    A ``scipy.sparse`` matrix or array follows the rule of
+    :func:`check_sparse_X` and comes back as CSR.
     """
+    if is_sparse(X):
+        return check_sparse_X(X, dtype=dtype, allow_copy=allow_copy)
     if not hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
         raise TypeError(
             f"X must be an array-like of numbers of shape (n_samples, n_features); "
@@ -307,6 +320,147 @@ def check_X(X, *, dtype=None, allow_copy=True):
             _refuse_copy("X", reason, dtype)
     X = np.ascontiguousarray(X, dtype=dtype)
     _assert_all_finite(X, "X")
+    return X
+
+
+def is_sparse(X):
+    """Whether X is a ``scipy.sparse`` matrix or array.
+
+    Never imports scipy: a sparse X exists only once its user has imported
+    ``scipy.sparse``, so ``import fastgd`` stays free of it.
+    """
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+# Index dtypes the sparse kernels are compiled for (scipy's own two).
+INDEX_DTYPES = (np.int32, np.int64)
+
+
+def _sparse_copy_reason(X, dtype):
+    """Why the sparse ``X`` cannot be trained on as ``dtype`` CSR without a copy, or None."""
+    if X.format != "csr":
+        return f"it is a {X.format.upper()} matrix, and training needs CSR"
+    if X.dtype != dtype:
+        return f"it has dtype {X.dtype} and training needs {np.dtype(dtype)}"
+    if (
+        X.indices.dtype != X.indptr.dtype
+        or X.indices.dtype not in INDEX_DTYPES
+        or not (X.data.flags.c_contiguous and X.indices.flags.c_contiguous
+                and X.indptr.flags.c_contiguous)
+    ):  # fmt: skip
+        return (
+            f"its index arrays (indices {X.indices.dtype}, indptr {X.indptr.dtype}) "
+            "are not both contiguous int32 or both int64"
+        )
+    return None
+
+
+def _refuse_sparse_copy(name, reason, dtype):
+    raise ValueError(
+        f"allow_copy=False, but {name} would have to be copied: {reason}. Pass "
+        f"{name}.tocsr().astype(np.{np.dtype(dtype).name}) yourself, or allow_copy=True."
+    )
+
+
+def _assert_all_finite_sparse(X, name):
+    """The dense rule on the stored values of a CSR ``X``, naming row and column."""
+    data = X.data[: X.indptr[-1]]
+    if np.isfinite(np.sum(data, dtype=np.float64)):
+        return
+    first = int(np.flatnonzero(~np.isfinite(data))[0])
+    what = "NaN" if np.isnan(data[first]) else "infinity"
+    row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+    raise ValueError(
+        f"Input {name} contains {what} (the first at row {row}, column "
+        f"{int(X.indices[first])}). Remove or impute the non-finite values of "
+        f"{name} before fitting."
+    )
+
+
+def _check_csr_structure(X):
+    """Refuse a CSR whose index arrays would make a kernel read out of bounds.
+
+    scipy does not check the column indices when a CSR is built from its
+    three arrays; the compiled kernels trust them, so they are checked here.
+    """
+    n_samples, n_features = X.shape
+    indptr, indices = X.indptr, X.indices
+    if (
+        indptr.shape[0] != n_samples + 1
+        or indptr[0] != 0
+        or indptr[-1] > min(indices.shape[0], X.data.shape[0])
+        or np.any(indptr[1:] < indptr[:-1])
+    ):
+        raise ValueError(
+            f"X is not a valid CSR matrix: indptr must be non-decreasing, of length "
+            f"n_samples + 1 = {n_samples + 1}, from 0 to at most len(indices) = "
+            f"{indices.shape[0]}. Rebuild it with scipy.sparse.csr_array."
+        )
+    used = indices[: indptr[-1]]
+    if used.size and (used.min() < 0 or used.max() >= n_features):
+        raise ValueError(
+            f"X is not a valid CSR matrix: its column indices run from "
+            f"{int(used.min())} to {int(used.max())}, outside 0..{n_features - 1}. "
+            "Rebuild it with scipy.sparse.csr_array."
+        )
+
+
+def check_sparse_X(X, *, dtype=None, allow_copy=True):
+    """Return the ``scipy.sparse`` X as a CSR matrix of float32 or float64.
+
+    The conversion rule, applied once:
+
+    - a CSR matrix or array of float32 or float64 with int32 or int64
+      indices is returned as it is: no copy, never modified (its indices
+      need not be sorted, and duplicate entries count as their sum, as in
+      scipy's own products);
+    - another sparse format (CSC, COO, LIL, ...) is converted to a CSR copy;
+    - integer data (and float16 or longdouble) is converted to float64,
+      index arrays of mixed or other integer dtypes to int64;
+    - bool, complex and other dtypes are refused (TypeError).
+
+    With ``allow_copy=False`` any conversion raises a ValueError instead.
+    Non-finite stored values are refused as in a dense X, and so are 0 rows
+    or 0 columns and index arrays that point outside the matrix.
+    """
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D array for X, got a {X.ndim}D sparse array of shape "
+            f"{X.shape}."
+        )
+    kind = X.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(
+            "X must hold real numbers (float32 or float64, used as they are, or "
+            "integers, converted to float64); got a sparse X of dtype "
+            f"{_DTYPE_WORDS.get(kind, str(X.dtype))} ({X.dtype}). Convert it "
+            "yourself, e.g. X.astype(np.float64)."
+        )
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if X.shape[axis] < 1:
+            raise ValueError(
+                f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 "
+                "is required."
+            )
+    dtype = training_dtype(X) if dtype is None else np.dtype(dtype)
+    reason = _sparse_copy_reason(X, dtype)
+    if reason is not None:
+        if not allow_copy:
+            _refuse_sparse_copy("X", reason, dtype)
+        if X.format != "csr":
+            X = X.tocsr()
+        if X.dtype != dtype:
+            X = X.astype(dtype)
+        if _sparse_copy_reason(X, dtype) is not None:
+            index = np.int64
+            X = type(X)(
+                (np.ascontiguousarray(X.data), np.ascontiguousarray(X.indices, index),
+                 np.ascontiguousarray(X.indptr, index)),
+                shape=X.shape,
+            )  # fmt: skip
+    _check_csr_structure(X)
+    _assert_all_finite_sparse(X, "X")
     return X
 
 
@@ -417,12 +571,14 @@ def check_fit_settings(
     eps,
     rho,
     weight_decay,
+    sparse_update="lazy",
 ):
     """Check every training setting; return the kernels' ``KernelConfig``."""
     check_option("loss", loss, LOSSES)
     check_option("optimizer", optimizer, OPTIMIZERS)
     check_option("schedule", schedule, SCHEDULES)
     check_option("penalty", penalty, PENALTIES)
+    check_option("sparse_update", sparse_update, SPARSE_UPDATES)
     check_float("lr", lr, low=0.0, low_open=True)
     if batch_size is None:
         batch_size = n_samples
@@ -462,4 +618,5 @@ def check_fit_settings(
         eps=float(eps),
         rho=float(rho),
         weight_decay=float(weight_decay),
+        sparse_update=SPARSE_UPDATES.index(sparse_update),
     )

@@ -410,3 +410,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
         apply_update(P, G, state, cfg, eta, t)
         total += batch_loss * inv_m
     return total / n_batches, t - t0
+
+
+# The CSR twin of run_epoch lives in its own file; the backend exposes both.
+from ._numba_sparse import run_epoch_sparse  # noqa: E402, F401

@@ -208,3 +208,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
         if cfg.l1 > 0.0:
             W[:] = soft_threshold(W, eta * cfg.l1)
     return float(np.mean(batch_losses)), t - t0
+
+
+# The CSR twin of run_epoch lives in its own file; the backend exposes both.
+from ._reference_sparse import run_epoch_sparse  # noqa: E402, F401

@@ -1,0 +1,313 @@
+"""Numba backend for CSR data: one epoch over a sparse X in one compiled call.
+
+The twin of ``run_epoch`` in ``_numba.py`` for the three arrays of a CSR
+matrix (``data``, ``indices``, ``indptr``), built from the same pieces (the
+losses, ``update_output``, ``apply_update``, ``learning_rate``) imported
+from there. Its specification is ``_reference_sparse.py``.
+
+A batch is read in O(its stored entries). How it updates the weights is one
+of four modes, picked once per epoch (:func:`update_mode`):
+
+- ``UPDATE_DENSE`` (``sparse_update="dense"``): the batch's gradient in a
+  dense scratch and the dense update of every weight, O(n_features) a batch;
+- ``UPDATE_SCALED`` (lazy SGD without L1): the weights are ``scale · V``,
+  so the L2 shrink of every weight is one multiplication of ``scale`` and
+  the gradient step touches the batch's columns only (scikit-learn's
+  ``WeightVector``); exact;
+- ``UPDATE_CUMULATIVE`` (lazy SGD with L1 or elastic-net): a column is
+  brought up to date when it is next read, by the closed form of the
+  shrink-and-soft-threshold steps it missed (:func:`catch_up`); exact;
+- ``UPDATE_TOUCHED`` (lazy, every other optimizer): the dense update
+  restricted to the batch's columns and the intercept.
+
+Whatever the mode, ``P`` holds the true parameters whenever the kernel
+returns (the scale and the pending catch-ups are folded in), so the engine's
+checkpoints, callbacks and pickles see what they see with dense data.
+"""
+
+import math
+
+import numpy as np
+
+from .._config import OPT_SGD, SPARSE_DENSE
+from ._numba import _jit, apply_update, learning_rate, loss_dloss, update_output
+
+UPDATE_DENSE, UPDATE_SCALED, UPDATE_CUMULATIVE, UPDATE_TOUCHED = range(4)
+
+# A scale (or cumulative shrink) below this is folded into the weights and
+# restarted at 1, an O(n_features) pass, before the division by it loses
+# precision or overflows (scikit-learn's WeightVector uses the same bound).
+MIN_SCALE = 1e-9
+
+
+@_jit(inline="always")
+def update_mode(cfg):
+    """Which of the four update modes an epoch with settings ``cfg`` runs."""
+    if cfg.sparse_update == SPARSE_DENSE:
+        return UPDATE_DENSE
+    if cfg.optimizer == OPT_SGD:
+        return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
+    return UPDATE_TOUCHED
+
+
+# --- one row: prediction and gradient accumulation ---------------------------
+
+
+@_jit(inline="always")
+def predict_row_sparse(data, indices, lo, hi, P, scale, z):
+    """z := scale · (W·x) + b for the row stored at ``data[lo:hi]``, ``indices[lo:hi]``."""
+    d = P.shape[1] - 1
+    for k in range(P.shape[0]):
+        acc = 0.0
+        for e in range(lo, hi):
+            acc += data[e] * P[k, indices[e]]
+        z[k] = scale * acc + P[k, d]
+
+
+@_jit(inline="always")
+def accumulate_row_sparse(data, indices, lo, hi, g, G, touched, n_touched, seen, track):
+    """G[:, j] += g · x_j over the row's entries, G[:, d] += g; returns the new n_touched.
+
+    With ``track``, each column seen for the first time in the batch is
+    appended to ``touched`` and marked in ``seen``.
+    """
+    d = G.shape[1] - 1
+    for e in range(lo, hi):
+        j = indices[e]
+        x = data[e]
+        for k in range(G.shape[0]):
+            G[k, j] += x * g[k]
+        if track and not seen[j]:
+            seen[j] = True
+            touched[n_touched] = j
+            n_touched += 1
+    for k in range(G.shape[0]):
+        G[k, d] += g[k]
+    return n_touched
+
+
+# --- UPDATE_CUMULATIVE: the closed-form catch-up of skipped L1 steps ---------
+# With a_u = 1 − η_u·l2 and c_u = η_u·l1, an SGD step leaves a weight that is
+# not in the batch at soft_threshold(a_u·w, c_u). While w keeps its sign, u
+# steps of that compose to (S_t/S_s)·w ∓ S_t·(C_t − C_s), with S_t = Π a_u and
+# C_t = Σ c_u / S_u; once it crosses 0 it stays 0. Each column remembers the
+# (S, C) it was last brought to.
+
+
+@_jit(inline="always")
+def catch_up(P, j, S, C, last_S, last_C):
+    """Bring column ``j`` of every output through the steps it missed since it was last read."""
+    if last_S[j] == S and last_C[j] == C:
+        return
+    ratio = S / last_S[j]
+    shift = S * (C - last_C[j])
+    for k in range(P.shape[0]):
+        w = P[k, j]
+        if w > 0.0:
+            w = ratio * w - shift
+            P[k, j] = w if w > 0.0 else 0.0
+        elif w < 0.0:
+            w = ratio * w + shift
+            P[k, j] = w if w < 0.0 else 0.0
+    last_S[j] = S
+    last_C[j] = C
+
+
+@_jit(inline="always")
+def catch_up_all(P, S, C, last_S, last_C):
+    """Bring every column up to date and restart the cumulative sums at (1, 0)."""
+    for j in range(P.shape[1] - 1):
+        catch_up(P, j, S, C, last_S, last_C)
+        last_S[j] = 1.0
+        last_C[j] = 0.0
+
+
+# --- the updates of one batch --------------------------------------------------
+
+
+@_jit(inline="always")
+def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, scale):
+    """SGD with L2 on W = scale · V: shrink ``scale``, step the batch's columns; returns scale.
+
+    ``gs[r]`` holds row ``start + r``'s derivative (already divided by m);
+    the step ``V_j −= η/scale · g·x_j`` is linear, so a second pass over
+    the batch's entries applies it row by row, with no scratch of n_features.
+    """
+    K = P.shape[0]
+    d = P.shape[1] - 1
+    scale *= 1.0 - eta * cfg.l2
+    if abs(scale) < MIN_SCALE:
+        for k in range(K):
+            for j in range(d):
+                P[k, j] *= scale
+        scale = 1.0
+    step = eta / scale
+    for r in range(start, stop):
+        i = order[r]
+        for k in range(K):
+            gk = step * gs[r - start, k]
+            for e in range(indptr[i], indptr[i + 1]):
+                P[k, indices[e]] -= gk * data[e]
+    if cfg.fit_intercept:
+        for k in range(K):
+            gb = 0.0
+            for r in range(stop - start):
+                gb += gs[r, k]
+            P[k, d] -= eta * gb
+    return scale
+
+
+@_jit(inline="always")
+def touched_update(P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbuf, s1buf, s2buf):
+    """The dense update (``update_output``) of the batch's columns and the intercept only.
+
+    Gathers them into contiguous buffers (intercept last), steps those as
+    one output's parameters, scatters them back, and leaves G and ``seen``
+    zeroed for the next batch.
+    """
+    d = P.shape[1] - 1
+    n = n_touched
+    for k in range(P.shape[0]):
+        for q in range(n):
+            j = touched[q]
+            pbuf[q] = P[k, j]
+            gbuf[q] = G[k, j]
+            s1buf[q] = state[0, k, j]
+            s2buf[q] = state[1, k, j]
+            G[k, j] = 0.0
+        pbuf[n] = P[k, d]
+        gbuf[n] = G[k, d]
+        s1buf[n] = state[0, k, d]
+        s2buf[n] = state[1, k, d]
+        G[k, d] = 0.0
+        update_output(pbuf[: n + 1], gbuf[: n + 1], s1buf[: n + 1], s2buf[: n + 1], cfg, eta, t)
+        for q in range(n):
+            j = touched[q]
+            P[k, j] = pbuf[q]
+            state[0, k, j] = s1buf[q]
+            state[1, k, j] = s2buf[q]
+        P[k, d] = pbuf[n]
+        state[0, k, d] = s1buf[n]
+        state[1, k, d] = s2buf[n]
+    for q in range(n):
+        seen[touched[q]] = False
+
+
+@_jit(inline="always")
+def dense_update(P, G, state, cfg, eta, t):
+    """The dense update of every parameter; G (which it changes) is zeroed after."""
+    apply_update(P, G, state, cfg, eta, t)
+    for k in range(G.shape[0]):
+        for j in range(G.shape[1]):
+            G[k, j] = 0.0
+
+
+# --- the epoch ---------------------------------------------------------------
+
+
+@_jit
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
+    """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
+    n_rows = order.shape[0]
+    batch_size = cfg.batch_size
+    n_batches = n_rows // batch_size
+    if n_rows % batch_size and not cfg.drop_last:
+        n_batches += 1
+    K = P.shape[0]
+    d = P.shape[1] - 1
+    mode = update_mode(cfg)
+    scaled = mode == UPDATE_SCALED
+    cumulative = mode == UPDATE_CUMULATIVE
+    track = cumulative or mode == UPDATE_TOUCHED
+    # Scratch, once per epoch and only what the mode uses (np.zeros of a
+    # large size is calloc: pages never touched cost nothing). float64
+    # whatever the dtype, as in the dense kernel.
+    G = np.zeros((K, 1 if scaled else d + 1))
+    gs = np.empty((batch_size if scaled else 1, K))
+    n_track = d if track else 0
+    touched = np.empty(n_track, dtype=np.int64)
+    seen = np.zeros(n_track, dtype=np.bool_)
+    pbuf = np.empty_like(P[0, : n_track + 1])
+    s1buf = np.empty_like(pbuf)
+    s2buf = np.empty_like(pbuf)
+    gbuf = np.empty(n_track + 1)
+    last_S = np.ones(d if cumulative else 0)
+    last_C = np.zeros(d if cumulative else 0)
+    z = np.empty(K)
+    g = np.empty(K)
+    scale = 1.0  # UPDATE_SCALED: the weights are scale · P[:, :d]
+    S = 1.0  # UPDATE_CUMULATIVE: Π a_u and Σ c_u / S_u since the last restart
+    C = 0.0
+    total = 0.0
+    t = t0
+    diverged = False
+    batch_loss = 0.0
+    for batch in range(n_batches):
+        start = batch * batch_size
+        stop = min(start + batch_size, n_rows)
+        inv_m = 1.0 / (stop - start)
+        batch_loss = 0.0
+        n_touched = 0
+        for r in range(start, stop):
+            i = order[r]
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            if cumulative:
+                for e in range(lo, hi):
+                    catch_up(P, indices[e], S, C, last_S, last_C)
+            predict_row_sparse(data, indices, lo, hi, P, scale, z)
+            batch_loss += loss_dloss(cfg, z, y[i], g)
+            for k in range(K):
+                g[k] *= inv_m
+            if scaled:
+                for k in range(K):
+                    gs[r - start, k] = g[k]
+            else:
+                n_touched = accumulate_row_sparse(
+                    data, indices, lo, hi, g, G, touched, n_touched, seen, track
+                )
+        if not math.isfinite(batch_loss):
+            # Diverged: no update for this batch; P is made true below.
+            diverged = True
+            break
+        t += 1
+        eta = learning_rate(lr, t, cfg.power_t)
+        if scaled:
+            scale = scaled_update(
+                data, indices, indptr, order, start, stop, gs, P, cfg, eta, scale
+            )
+        elif mode == UPDATE_DENSE:
+            dense_update(P, G, state, cfg, eta, t)
+        elif cumulative and 1.0 - eta * cfg.l2 <= 0.0:
+            # A shrink factor <= 0 has no logarithm to accumulate: bring every
+            # column up to date and take this one step densely.
+            catch_up_all(P, S, C, last_S, last_C)
+            S, C = 1.0, 0.0
+            for q in range(n_touched):
+                seen[touched[q]] = False
+            dense_update(P, G, state, cfg, eta, t)
+        else:
+            if cumulative:
+                S *= 1.0 - eta * cfg.l2
+                C += eta * cfg.l1 / S
+            touched_update(
+                P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbuf, s1buf, s2buf
+            )
+            if cumulative:
+                for q in range(n_touched):
+                    last_S[touched[q]] = S
+                    last_C[touched[q]] = C
+                if S < MIN_SCALE:
+                    catch_up_all(P, S, C, last_S, last_C)
+                    S, C = 1.0, 0.0
+        total += batch_loss * inv_m
+    # The parameters in P are the true ones whenever the kernel returns.
+    if scaled and scale != 1.0:
+        for k in range(K):
+            for j in range(d):
+                P[k, j] *= scale
+    if cumulative:
+        catch_up_all(P, S, C, last_S, last_C)
+    if diverged:
+        return batch_loss, t - t0
+    return total / n_batches, t - t0

@@ -1,0 +1,89 @@
+"""The NumPy reference for CSR data: the specification of the sparse kernels.
+
+``run_epoch_sparse`` takes the three arrays of a CSR matrix and follows the
+contract of :func:`fastgd.backends._reference.run_epoch`. Two forms:
+
+- the dense update (``sparse_update="dense"``, and ``"lazy"`` with
+  ``optimizer="sgd"``, whose lazy form is exact): the dense reference itself,
+  run on the scipy matrix, whose batch products ``X[rows] @ W`` are sparse;
+- the lazy form of the other optimizers (:func:`run_epoch_touched`): each
+  batch steps only the columns that have a stored entry in it, and the
+  intercept.
+"""
+
+import numpy as np
+
+from .._config import OPT_ADAMW, OPT_SGD, SPARSE_DENSE
+from ._reference import (
+    LOSS_FUNCTIONS,
+    OPTIMIZER_STEPS,
+    batch_bounds,
+    learning_rate,
+    run_epoch,
+    soft_threshold,
+)
+
+
+def as_csr(data, indices, indptr, n_features):
+    """The scipy CSR matrix of the three arrays (scipy is imported here, not earlier)."""
+    from scipy.sparse import csr_array
+
+    return csr_array((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features))
+
+
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
+    """One epoch over the rows ``order`` of the CSR matrix ``(data, indices, indptr)``.
+
+    The arguments after the three CSR arrays, the results and the in-place
+    updates are those of :func:`fastgd.backends._reference.run_epoch`.
+    """
+    X = as_csr(data, indices, indptr, P.shape[1] - 1)
+    if cfg.sparse_update == SPARSE_DENSE or cfg.optimizer == OPT_SGD:
+        # Lazy SGD is the dense update rearranged (a scale factor, a
+        # closed-form catch-up): its specification is the dense update.
+        return run_epoch(X, y, order, P, state, cfg, lr, t0)
+    return run_epoch_touched(X, y, order, P, state, cfg, lr, t0)
+
+
+def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
+    """The lazy form of the adaptive and momentum optimizers, on a scipy CSR ``X``.
+
+    Each batch's update is the dense update of ``run_epoch`` restricted to
+    the columns with a stored entry in the batch (``J``) and the intercept:
+    the L2 gradient term, AdamW's decay, the optimizer step and the L1
+    soft-threshold act on those columns only; every other weight and its
+    optimizer state stay as they are.
+    """
+    d = P.shape[1] - 1
+    W, b = P[:, :-1].T, P[:, -1]
+    bounds = batch_bounds(len(order), cfg.batch_size, cfg.drop_last)
+    loss_fn = LOSS_FUNCTIONS[cfg.loss]
+    step = OPTIMIZER_STEPS[cfg.optimizer]
+    batch_losses = []
+    t = t0
+    for start, stop in bounds:
+        rows = order[start:stop]
+        Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
+        loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
+        if not np.isfinite(loss.mean()):
+            return float(loss.mean()), t - t0
+        batch_losses.append(loss.mean())
+
+        m = stop - start
+        J = np.unique(Xb.indices)
+        grad = (Xb.T @ dZ / m).T[:, J] + cfg.l2 * P[:, J]
+        if cfg.fit_intercept:
+            J = np.append(J, d)
+            grad = np.column_stack([grad, dZ.sum(axis=0) / m])
+        weights = J < d
+
+        t += 1
+        eta = learning_rate(lr, t, cfg.power_t)
+        p, s = P[:, J], state[:, :, J]  # copies: fancy indexing
+        if cfg.optimizer == OPT_ADAMW:
+            p[:, weights] *= 1.0 - eta * cfg.weight_decay
+        step(p, grad, s, eta, t, cfg)
+        if cfg.l1 > 0.0:
+            p[:, weights] = soft_threshold(p[:, weights], eta * cfg.l1)
+        P[:, J], state[:, :, J] = p, s
+    return float(np.mean(batch_losses)), t - t0
