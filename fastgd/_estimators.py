@@ -110,6 +110,13 @@ _COMMON_PARAMETERS = """\
     epsilon, power_t, decay, step_size, gamma, momentum, beta1, beta2, eps, \
 rho, weight_decay :
         As in :func:`fastgd.fit`.
+    sparse_update : {'lazy', 'dense'}, default='lazy'
+        How a ``scipy.sparse`` X updates the weights; ignored for dense X.
+        ``'lazy'`` costs O(stored entries) per batch: exact for
+        ``optimizer='sgd'``, the update restricted to the batch's columns for
+        the other optimizers; ``'dense'`` is the dense update (see
+        :func:`fastgd.fit`). X may be CSR (used as is) or any other sparse
+        format (converted once to CSR).
 """
 
 _COMMON_ATTRIBUTES = """\
@@ -195,6 +202,12 @@ class _MiniBatchBase(BaseEstimator):
     _losses = ()
     _numeric_y = True
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # scipy.sparse X is trained on as CSR, never densified.
+        tags.input_tags.sparse = True
+        return tags
+
     # --- settings -------------------------------------------------------------
 
     def _settings(self):
@@ -222,7 +235,7 @@ class _MiniBatchBase(BaseEstimator):
             power_t=self.power_t, decay=self.decay, step_size=self.step_size,
             gamma=self.gamma, momentum=self.momentum, beta1=self.beta1,
             beta2=self.beta2, eps=self.eps, rho=self.rho,
-            weight_decay=self.weight_decay,
+            weight_decay=self.weight_decay, sparse_update=self.sparse_update,
         )  # fmt: skip
 
     def _schedule(self):
@@ -250,7 +263,7 @@ class _MiniBatchBase(BaseEstimator):
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
         X, y = validate_data(
             self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
-            ensure_all_finite=False, y_numeric=self._numeric_y,
+            accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,
         )  # fmt: skip
         X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None)
         codes = self._encode_y(y, classes, first=not continuing)
@@ -413,8 +426,9 @@ class _MiniBatchBase(BaseEstimator):
     def _decision(self, X, method):
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", ensure_all_finite=False
-        )
+            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", accept_sparse="csr",
+            ensure_all_finite=False,
+        )  # fmt: skip
         return getattr(self._predictor(self.coef_, self.intercept_), method)(X)
 
 
@@ -491,6 +505,7 @@ default='squared_error'
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        sparse_update="lazy",
     ):
         _store_parameters(self, locals())
 
@@ -630,6 +645,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        sparse_update="lazy",
     ):
         _store_parameters(self, locals())
 
