@@ -92,6 +92,7 @@ cdef struct KernelConfig:
     double eps
     double rho
     double weight_decay
+    int sparse_update
 
 
 cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes) noexcept nogil:
@@ -464,6 +465,7 @@ def _struct_fields():
     probe.batch_size = 0
     probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
+    probe.sparse_update = 0
     return tuple(<dict>probe)
 
 
@@ -471,6 +473,306 @@ if (
     any(getattr(_config, name) != code for name, code in _C_CODES.items())
     or _struct_fields() != _config.KernelConfig._fields
 ):
+    raise ImportError(
+        "fastgd.backends._cython_kernels was compiled against other settings codes "
+        "than fastgd._config; rebuild it: `python -m pip install .` "
+        "(or `python -m pip install -e .` in a checkout)"
+    )
+
+
+# --- CSR data: one epoch over a sparse X -----------------------------------------
+# The twin of ``_numba_sparse.py``, function for function (see its docstring
+# for the four update modes); its specification is ``_reference_sparse.py``.
+# Built from the pieces above: loss_dloss, update_output, apply_update,
+# learning_rate. The CSR index arrays have a fused type of their own, since
+# scipy's int32 or int64 need not match the row order's.
+
+ctypedef fused sparse_index_t:
+    int32_t
+    int64_t
+
+cpdef enum:
+    OPT_SGD = 0
+    SPARSE_DENSE = 1
+    UPDATE_DENSE = 0
+    UPDATE_SCALED = 1
+    UPDATE_CUMULATIVE = 2
+    UPDATE_TOUCHED = 3
+
+# The same bound as ``_numba_sparse.MIN_SCALE`` (the tests hold the two together).
+cdef double MIN_SCALE = 1e-9
+SPARSE_MIN_SCALE = MIN_SCALE
+
+
+cdef inline int update_mode(const KernelConfig *cfg) noexcept nogil:
+    """Which of the four update modes an epoch with settings ``cfg`` runs."""
+    if cfg.sparse_update == SPARSE_DENSE:
+        return UPDATE_DENSE
+    if cfg.optimizer == OPT_SGD:
+        return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
+    return UPDATE_TOUCHED
+
+
+cdef inline void predict_row_sparse(const floating[::1] data, const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, floating[:, ::1] P, double scale, double[::1] z) noexcept nogil:
+    """z := scale · (W·x) + b for the row stored at ``data[lo:hi]``, ``indices[lo:hi]``."""
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef Py_ssize_t k, e
+    cdef double acc
+    for k in range(P.shape[0]):
+        acc = 0.0
+        for e in range(lo, hi):
+            acc += data[e] * P[k, indices[e]]
+        z[k] = scale * acc + P[k, d]
+
+
+cdef inline Py_ssize_t accumulate_row_sparse(const floating[::1] data, const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, double[::1] g, double[:, ::1] G, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen, bint track) noexcept nogil:
+    """G[:, j] += g · x_j over the row's entries, G[:, d] += g; returns the new n_touched.
+
+    With ``track``, each column seen for the first time in the batch is
+    appended to ``touched`` and marked in ``seen``.
+    """
+    cdef Py_ssize_t d = G.shape[1] - 1
+    cdef Py_ssize_t e, j, k
+    cdef double x
+    for e in range(lo, hi):
+        j = indices[e]
+        x = data[e]
+        for k in range(G.shape[0]):
+            G[k, j] += x * g[k]
+        if track and not seen[j]:
+            seen[j] = 1
+            touched[n_touched] = j
+            n_touched += 1
+    for k in range(G.shape[0]):
+        G[k, d] += g[k]
+    return n_touched
+
+
+cdef inline void catch_up(floating[:, ::1] P, Py_ssize_t j, double S, double C, double[::1] last_S, double[::1] last_C) noexcept nogil:
+    """Bring column ``j`` of every output through the steps it missed since it was last read."""
+    cdef double ratio, shift, w
+    cdef Py_ssize_t k
+    if last_S[j] == S and last_C[j] == C:
+        return
+    ratio = S / last_S[j]
+    shift = S * (C - last_C[j])
+    for k in range(P.shape[0]):
+        w = P[k, j]
+        if w > 0.0:
+            w = ratio * w - shift
+            P[k, j] = w if w > 0.0 else 0.0
+        elif w < 0.0:
+            w = ratio * w + shift
+            P[k, j] = w if w < 0.0 else 0.0
+    last_S[j] = S
+    last_C[j] = C
+
+
+cdef inline void catch_up_all(floating[:, ::1] P, double S, double C, double[::1] last_S, double[::1] last_C) noexcept nogil:
+    """Bring every column up to date and restart the cumulative sums at (1, 0)."""
+    cdef Py_ssize_t j
+    for j in range(P.shape[1] - 1):
+        catch_up(P, j, S, C, last_S, last_C)
+        last_S[j] = 1.0
+        last_C[j] = 0.0
+
+
+cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, double[:, ::1] gs, floating[:, ::1] P, const KernelConfig *cfg, double eta, double scale) noexcept nogil:
+    """SGD with L2 on W = scale · V: shrink ``scale``, step the batch's columns; returns scale."""
+    cdef Py_ssize_t K = P.shape[0]
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef Py_ssize_t k, j, r, e, i
+    cdef double step, gk, gb
+    scale *= 1.0 - eta * cfg.l2
+    if fabs(scale) < MIN_SCALE:
+        for k in range(K):
+            for j in range(d):
+                P[k, j] *= scale
+        scale = 1.0
+    step = eta / scale
+    for r in range(start, stop):
+        i = order[r]
+        for k in range(K):
+            gk = step * gs[r - start, k]
+            for e in range(indptr[i], indptr[i + 1]):
+                P[k, indices[e]] -= gk * data[e]
+    if cfg.fit_intercept:
+        for k in range(K):
+            gb = 0.0
+            for r in range(stop - start):
+                gb += gs[r, k]
+            P[k, d] -= eta * gb
+    return scale
+
+
+cdef inline void touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen, floating[::1] pbuf, double[::1] gbuf, floating[::1] s1buf, floating[::1] s2buf) noexcept nogil:
+    """The dense update (``update_output``) of the batch's columns and the intercept only."""
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef Py_ssize_t n = n_touched
+    cdef Py_ssize_t k, q, j
+    for k in range(P.shape[0]):
+        for q in range(n):
+            j = touched[q]
+            pbuf[q] = P[k, j]
+            gbuf[q] = G[k, j]
+            s1buf[q] = state[0, k, j]
+            s2buf[q] = state[1, k, j]
+            G[k, j] = 0.0
+        pbuf[n] = P[k, d]
+        gbuf[n] = G[k, d]
+        s1buf[n] = state[0, k, d]
+        s2buf[n] = state[1, k, d]
+        G[k, d] = 0.0
+        update_output(&pbuf[0], &gbuf[0], &s1buf[0], &s2buf[0], n + 1, cfg, eta, t)
+        for q in range(n):
+            j = touched[q]
+            P[k, j] = pbuf[q]
+            state[0, k, j] = s1buf[q]
+            state[1, k, j] = s2buf[q]
+        P[k, d] = pbuf[n]
+        state[0, k, d] = s1buf[n]
+        state[1, k, d] = s2buf[n]
+    for q in range(n):
+        seen[touched[q]] = 0
+
+
+cdef inline void dense_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+    """The dense update of every parameter; G (which it changes) is zeroed after."""
+    cdef Py_ssize_t k, j
+    apply_update(P, G, state, cfg, eta, t)
+    for k in range(G.shape[0]):
+        for j in range(G.shape[1]):
+            G[k, j] = 0.0
+
+
+def run_epoch_sparse(
+    const floating[::1] data,
+    const sparse_index_t[::1] indices,
+    const sparse_index_t[::1] indptr,
+    const floating[::1] y,
+    const index_t[::1] order,
+    floating[:, ::1] P,
+    floating[:, :, ::1] state,
+    cfg,
+    double lr,
+    long long t0,
+):
+    """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
+
+    The CSR arrays, y and order may be read-only; P and state are updated in
+    place, and hold the true parameters on return. The GIL is released for
+    the whole epoch.
+    """
+    cdef KernelConfig config = cfg._asdict()
+    cdef Py_ssize_t n_rows = order.shape[0]
+    cdef Py_ssize_t batch_size = config.batch_size
+    cdef Py_ssize_t n_batches = n_rows // batch_size
+    if n_rows % batch_size and not config.drop_last:
+        n_batches += 1
+    cdef Py_ssize_t K = P.shape[0]
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef int mode = update_mode(&config)
+    cdef bint scaled = mode == UPDATE_SCALED
+    cdef bint cumulative = mode == UPDATE_CUMULATIVE
+    cdef bint track = cumulative or mode == UPDATE_TOUCHED
+    # Scratch, once per epoch and only what the mode uses; float64 whatever
+    # the dtype, as in the dense kernel.
+    cdef Py_ssize_t n_track = d if track else 0
+    storage = np.float32 if floating is float else np.float64
+    cdef double[:, ::1] G = np.zeros((K, 1 if scaled else d + 1))
+    cdef double[:, ::1] gs = np.empty((batch_size if scaled else 1, K))
+    cdef Py_ssize_t[::1] touched = np.empty(n_track, dtype=np.intp)
+    cdef unsigned char[::1] seen = np.zeros(n_track, dtype=np.uint8)
+    cdef floating[::1] pbuf = np.empty(n_track + 1, dtype=storage)
+    cdef floating[::1] s1buf = np.empty(n_track + 1, dtype=storage)
+    cdef floating[::1] s2buf = np.empty(n_track + 1, dtype=storage)
+    cdef double[::1] gbuf = np.empty(n_track + 1)
+    cdef double[::1] last_S = np.ones(d if cumulative else 0)
+    cdef double[::1] last_C = np.zeros(d if cumulative else 0)
+    cdef double[::1] z = np.empty(K)
+    cdef double[::1] g = np.empty(K)
+    cdef double scale = 1.0  # UPDATE_SCALED: the weights are scale · P[:, :d]
+    cdef double S = 1.0  # UPDATE_CUMULATIVE: Π a_u and Σ c_u / S_u since the last restart
+    cdef double C = 0.0
+    cdef double total = 0.0
+    cdef long long t = t0
+    cdef Py_ssize_t batch, start, stop, r, i, k, e, q, lo, hi, n_touched
+    cdef double batch_loss = 0.0
+    cdef double eta, inv_m
+    cdef bint diverged = False
+    with nogil:
+        for batch in range(n_batches):
+            start = batch * batch_size
+            stop = start + batch_size if start + batch_size < n_rows else n_rows
+            inv_m = 1.0 / (stop - start)
+            batch_loss = 0.0
+            n_touched = 0
+            for r in range(start, stop):
+                i = order[r]
+                lo = indptr[i]
+                hi = indptr[i + 1]
+                if cumulative:
+                    for e in range(lo, hi):
+                        catch_up(P, indices[e], S, C, last_S, last_C)
+                predict_row_sparse(data, indices, lo, hi, P, scale, z)
+                batch_loss += loss_dloss(&config, z, y[i], g)
+                for k in range(K):
+                    g[k] *= inv_m
+                if scaled:
+                    for k in range(K):
+                        gs[r - start, k] = g[k]
+                else:
+                    n_touched = accumulate_row_sparse(
+                        data, indices, lo, hi, g, G, touched, n_touched, seen, track
+                    )
+            if not isfinite(batch_loss):
+                diverged = True
+                break
+            t += 1
+            eta = learning_rate(lr, t, config.power_t)
+            if scaled:
+                scale = scaled_update(
+                    data, indices, indptr, order, start, stop, gs, P, &config, eta, scale
+                )
+            elif mode == UPDATE_DENSE:
+                dense_update(P, G, state, &config, eta, t)
+            elif cumulative and 1.0 - eta * config.l2 <= 0.0:
+                catch_up_all(P, S, C, last_S, last_C)
+                S = 1.0
+                C = 0.0
+                for q in range(n_touched):
+                    seen[touched[q]] = 0
+                dense_update(P, G, state, &config, eta, t)
+            else:
+                if cumulative:
+                    S *= 1.0 - eta * config.l2
+                    C += eta * config.l1 / S
+                touched_update(
+                    P, G, state, &config, eta, t, touched, n_touched, seen,
+                    pbuf, gbuf, s1buf, s2buf,
+                )
+                if cumulative:
+                    for q in range(n_touched):
+                        last_S[touched[q]] = S
+                        last_C[touched[q]] = C
+                    if S < MIN_SCALE:
+                        catch_up_all(P, S, C, last_S, last_C)
+                        S = 1.0
+                        C = 0.0
+            total += batch_loss * inv_m
+        # The parameters in P are the true ones whenever the kernel returns.
+        if scaled and scale != 1.0:
+            for k in range(K):
+                for e in range(d):
+                    P[k, e] *= scale
+        if cumulative:
+            catch_up_all(P, S, C, last_S, last_C)
+    if diverged:
+        return batch_loss, t - t0
+    return total / n_batches, t - t0
+
+
+if OPT_SGD != _config.OPT_SGD or SPARSE_DENSE != _config.SPARSE_DENSE:
     raise ImportError(
         "fastgd.backends._cython_kernels was compiled against other settings codes "
         "than fastgd._config; rebuild it: `python -m pip install .` "
