@@ -76,3 +76,17 @@ def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys)
         scaling.main(TINY + argv + ["--out", "unused"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_sparse_bench_times_every_compiled_backend_and_sklearn(capsys):
+    from bench import sparse
+
+    rates = sparse.main(["--n-samples", "3000", "--n-features", "500", "--nnz-per-row",
+                         "5", "--batch-sizes", "1", "16", "--repeats", "1"])  # fmt: skip
+    backends = [b for b in fastgd.available_backends() if b != "numpy"]
+    for backend in backends:
+        for batch_size in (1, 16):
+            assert rates[f"fastgd {backend}", batch_size][0] > 0
+    out = capsys.readouterr().out
+    assert "machine:" in out and "checked:" in out
+    assert "sklearn SGDClassifier" in out and "/ sklearn:" in out
