@@ -30,7 +30,14 @@ import math
 import numpy as np
 
 from .._config import OPT_SGD, SPARSE_DENSE
-from ._numba import _jit, apply_update, learning_rate, loss_dloss, update_output
+from ._numba import (
+    _jit,
+    apply_update,
+    learning_rate,
+    loss_dloss,
+    prefetch_row,
+    update_output,
+)
 
 UPDATE_DENSE, UPDATE_SCALED, UPDATE_CUMULATIVE, UPDATE_TOUCHED = range(4)
 
@@ -38,6 +45,13 @@ UPDATE_DENSE, UPDATE_SCALED, UPDATE_CUMULATIVE, UPDATE_TOUCHED = range(4)
 # restarted at 1, an O(n_features) pass, before the division by it loses
 # precision or overflows (scikit-learn's WeightVector uses the same bound).
 MIN_SCALE = 1e-9
+
+# A shuffled epoch reads each row's three pieces at random addresses, each
+# behind the one before: its indptr entry, then its entries (data and
+# indices), then the weights those index. The epoch loop announces them in
+# three stages, 2·D, D and D/2 rows ahead, so each load finds the previous
+# stage's line in cache (measured on a 2-core EPYC: D = 8 as in the dense kernel).
+PREFETCH_DISTANCE = 8
 
 
 @_jit(inline="always")
@@ -50,7 +64,34 @@ def update_mode(cfg):
     return UPDATE_TOUCHED
 
 
-# --- one row: prediction and gradient accumulation ---------------------------
+# --- one row: prefetch, prediction and gradient accumulation ------------------
+
+
+@_jit(inline="always")
+def prefetch_ahead(data, indices, indptr, y, order, P, r, n_rows):
+    """Announce the pieces of the rows ``order[r + 2D]``, ``order[r + D]``, ``order[r + D/2]``."""
+    far = r + 2 * PREFETCH_DISTANCE
+    if far < n_rows:
+        prefetch_row(indptr, order[far])
+    mid = r + PREFETCH_DISTANCE
+    if mid < n_rows:
+        i = order[mid]
+        prefetch_row(y, i)
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if hi > lo:
+            for e in range(lo, hi, 8):
+                prefetch_row(data, e)
+                prefetch_row(indices, e)
+            prefetch_row(data, hi - 1)
+            prefetch_row(indices, hi - 1)
+    near = r + PREFETCH_DISTANCE // 2
+    if near < n_rows:
+        i = order[near]
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            for k in range(P.shape[0]):
+                prefetch_row(P[k], j)
 
 
 @_jit(inline="always")
@@ -249,6 +290,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
         batch_loss = 0.0
         n_touched = 0
         for r in range(start, stop):
+            prefetch_ahead(data, indices, indptr, y, order, P, r, n_rows)
             i = order[r]
             lo = indptr[i]
             hi = indptr[i + 1]
