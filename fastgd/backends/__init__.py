@@ -1,7 +1,9 @@
 """Backends: interchangeable implementations of one epoch of training.
 
 Each backend module exposes ``run_epoch(X, y, order, P, state, cfg, lr, t0)``
-with the contract documented in ``_reference.run_epoch``. They are imported
+with the contract documented in ``_reference.run_epoch``, and its CSR twin
+``run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0)``
+(``_reference_sparse.run_epoch_sparse``). They are imported
 lazily, so ``import fastgd`` does not pay for Numba's import or JIT.
 """
 
