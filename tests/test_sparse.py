@@ -22,6 +22,7 @@ import fastgd
 from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
 
 from support import (
+    COMPILED_BACKENDS,
     REFERENCE_BACKEND,
     assert_close,
     assert_same_fit,
@@ -143,8 +144,8 @@ def test_lazy_sgd_stays_exact_through_restarts_and_zeros(backend, penalty, lr, a
 
 @pytest.mark.parametrize("optimizer", [o for o in OPTIMIZERS if o != "sgd"])
 def test_lazy_update_leaves_absent_columns_alone(backend, optimizer):
-    # Column 5 has no entry: under the lazy form its weight and moments
-    # never move, whatever the penalty and decay; the dense form moves it.
+    # Column 5 has no entry: under the lazy form its weight never moves,
+    # while every column with an entry does.
     X, y = sparse_problem("squared_error", np.float64)
     dense = X.toarray()
     dense[:, 5] = 0.0
@@ -155,6 +156,16 @@ def test_lazy_update_leaves_absent_columns_alone(backend, optimizer):
     lazy = fastgd.fit(X, y, sparse_update="lazy", **settings)
     assert lazy.coef[5] == 0.0
     assert np.all(lazy.coef[np.unique(X.indices)] != 0.0)
+
+
+def test_numba_and_cython_share_the_sparse_constants():
+    if "cython" not in COMPILED_BACKENDS:
+        pytest.skip("the Cython backend is not built")
+    from fastgd.backends import _cython_kernels, _numba_sparse
+
+    assert _cython_kernels.SPARSE_MIN_SCALE == _numba_sparse.MIN_SCALE
+    assert _cython_kernels.PREFETCH_DISTANCE == _numba_sparse.PREFETCH_DISTANCE
+    assert _cython_kernels.UPDATE_TOUCHED == _numba_sparse.UPDATE_TOUCHED
 
 
 # --- (e) input handling -------------------------------------------------------------
