@@ -31,9 +31,11 @@ test: $(STAMP)
 # backend's own tests, the property-based tests and divergence.
 DEBUG_DIR := build/test-debug
 DEBUG_TESTS := tests/test_contract.py tests/test_cython_backend.py \
-	tests/test_properties.py tests/test_divergence.py tests/test_numba_boundscheck.py
+	tests/test_properties.py tests/test_divergence.py tests/test_numba_boundscheck.py \
+	tests/test_sparse.py
 DEBUG_SELECT := (float64 and bs1) or test_cython_backend or test_properties \
-	or test_divergence or test_numba_boundscheck
+	or test_divergence or test_numba_boundscheck \
+	or (test_sparse and not matches_the and not lazy_reference)
 
 test-debug: $(STAMP)
 	$(PY) -m pip install --quiet "Cython>=3.0" "setuptools>=64"

@@ -246,6 +246,16 @@ def test_duplicates_count_as_their_sum_and_unsorted_indices_work(backend):
     assert messy.nnz == 2 * X.nnz
 
 
+def test_read_only_csr_arrays_train_as_writable_ones(backend):
+    X, y = sparse_problem("log_loss", np.float64)
+    settings = [dict(), dict(optimizer="adam"), dict(sparse_update="dense")]
+    expected = [fit_both(X, y, backend, **kw) for kw in settings]
+    for array in (X.data, X.indices, X.indptr, y):
+        array.setflags(write=False)
+    for kw, fit in zip(settings, expected):
+        assert_same_fit(fit_both(X, y, backend, **kw), fit, 0.0)
+
+
 def test_rows_without_entries_train_the_intercept_only(backend):
     X = sp.csr_array((4, 3))
     y = np.array([1.0, 2.0, 3.0, 4.0])
