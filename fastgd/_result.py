@@ -62,7 +62,7 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
@@ -81,7 +81,7 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
@@ -101,7 +101,7 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
