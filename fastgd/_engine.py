@@ -100,6 +100,8 @@ def fit(
     eps=1e-8,
     rho=0.9,
     weight_decay=0.01,
+    n_threads=1,
+    parallel="data",
 ):
     """Fit a linear model by mini-batch gradient descent.
 
@@ -212,6 +214,21 @@ def fit(
         RMSprop's decay of the squared-gradient average, in [0, 1).
     weight_decay : float, default=0.01
         AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.
+    n_threads : int, default=1
+        Threads of the compiled backends; -1 uses every CPU this process may
+        run on (more than that are not started). With ``parallel='data'``,
+        a batch of more than 1024 rows is cut into chunks of 1024 whose
+        gradients the threads compute side by side, then add in chunk order:
+        the result is the same, bit for bit, for any ``n_threads``, and
+        smaller batches run on one thread. The NumPy backend always runs one.
+    parallel : {'data', 'hogwild'}, default='data'
+        ``'hogwild'`` (Niu et al., 2011; Numba and Cython backends): each of
+        the ``n_threads`` threads runs its own share of the epoch's batches
+        and updates the shared parameters without locks. It speeds up small
+        batches, which have too little work to share out, but it is **not
+        deterministic**: results change from run to run (converging to the
+        same solution on well-posed problems). Update counts of
+        ``invscaling`` and Adam are counted per thread, times the thread count.
 
     Returns
     -------
@@ -260,7 +277,7 @@ def fit(
         drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
         epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
         gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
-        weight_decay=weight_decay,
+        weight_decay=weight_decay, n_threads=n_threads, parallel=parallel,
     )  # fmt: skip
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
     shuffle = check_shuffle(shuffle)
@@ -483,9 +500,15 @@ class Trainer:
         ``partial_fit``) after its hyperparameters were changed with
         ``set_params``; the loss and the number of outputs cannot change.
         """
+        kernels = get_backend(backend)
+        if cfg.hogwild and not hasattr(kernels, "run_epoch_hogwild"):
+            raise ValueError(
+                f"parallel='hogwild' needs a compiled backend ('numba' or 'cython'); "
+                f"got backend={backend!r}, which runs one thread."
+            )
         self.cfg = cfg
         self.backend = backend
-        self.kernels = get_backend(backend)
+        self.kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
 
     def snapshot(self):
@@ -565,9 +588,9 @@ class Trainer:
         # Only a mode switch needs the data's order back: False epochs after
         # False epochs reuse it as it is, with no n-sized write per epoch.
         self._order_moved = shuffle is not False
-        cfg = self.cfg
-        if cfg.batch_size > n_samples:
-            cfg = cfg._replace(batch_size=n_samples)
+        cfg = self.cfg._replace(
+            batch_size=min(self.cfg.batch_size, n_samples), prefetch=int(shuffle is True)
+        )
         if shuffle == "batches":
             shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
         elif shuffle:
@@ -578,7 +601,8 @@ class Trainer:
         )
         result = self.result
         started = time.perf_counter()
-        epoch_loss, n_updates = self.kernels.run_epoch(
+        run_epoch = self.kernels.run_epoch_hogwild if cfg.hogwild else self.kernels.run_epoch
+        epoch_loss, n_updates = run_epoch(
             X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
         )
         if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):

@@ -16,6 +16,7 @@ from ._config import (
     CLASSIFICATION_LOSSES,
     LOSSES,
     OPTIMIZERS,
+    PARALLEL_MODES,
     PENALTIES,
     SCHEDULES,
     KernelConfig,
@@ -417,6 +418,8 @@ def check_fit_settings(
     eps,
     rho,
     weight_decay,
+    n_threads=1,
+    parallel="data",
 ):
     """Check every training setting; return the kernels' ``KernelConfig``."""
     check_option("loss", loss, LOSSES)
@@ -445,6 +448,8 @@ def check_fit_settings(
     check_float("weight_decay", weight_decay, low=0.0)
     check_bool("fit_intercept", fit_intercept)
     check_bool("drop_last", drop_last)
+    n_threads = check_n_threads(n_threads)
+    check_option("parallel", parallel, PARALLEL_MODES)
     l2, l1 = penalty_split(penalty, alpha, l1_ratio)
     return KernelConfig(
         loss=LOSSES.index(loss),
@@ -462,4 +467,7 @@ def check_fit_settings(
         eps=float(eps),
         rho=float(rho),
         weight_decay=float(weight_decay),
+        # More threads than CPUs would only take turns: same result, slower.
+        n_threads=min(n_threads, usable_cpu_count()),
+        hogwild=int(parallel == "hogwild"),
     )
