@@ -342,7 +342,7 @@ def update_output(p, g, s1, s2, cfg, eta, t):
             p[j] = soft_threshold(p[j], shrink)
 
 
-@_jit(inline="always")
+@_jit
 def apply_update(P, G, state, cfg, eta, t):
     """One optimizer step on every parameter from the batch's mean gradient G."""
     # K = 1 spelled out: LLVM vectorises the update far better without the loop.
@@ -367,7 +367,7 @@ CHUNK_ROWS = 1024
 WAVE_CHUNKS = 64
 
 
-@_jit(inline="always")
+@_jit
 def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
@@ -405,16 +405,6 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
 
 
 @_jit(inline="always")
-def chunk_gradient(X, y, order, start, stop, chunk, P, parts, losses, cfg, inv_m):
-    """``rows_gradient`` of chunk number ``chunk`` of a batch, into its own partial."""
-    first = start + chunk * CHUNK_ROWS
-    last = min(first + CHUNK_ROWS, stop)
-    slot = chunk % parts.shape[0]
-    z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
-    losses[slot] = rows_gradient(X, y, order, first, last, P, parts[slot], cfg, inv_m, z, g)
-
-
-@_jit(inline="always")
 def add_chunks(G, parts, losses, wave, wave_chunks):
     """Add a wave's partial gradients into G in chunk order; return their loss sum."""
     total = 0.0
@@ -431,31 +421,45 @@ def add_chunks(G, parts, losses, wave, wave_chunks):
 
 @_jit(parallel=True)
 def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m):
-    """One wave of ``chunk_gradient`` on the threads (Numba's count, set by the caller)."""
+    """One wave of chunks' partial gradients on the threads (Numba's count, set by the caller)."""
     for c in prange(wave_chunks):
-        chunk_gradient(X, y, order, start, stop, wave + c, P, parts, losses, cfg, inv_m)
+        first = start + (wave + c) * CHUNK_ROWS
+        z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
+        losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
+                                  parts[c], cfg, inv_m, z, g)  # fmt: skip
 
 
 @_jit(inline="always")
-def chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, parts, losses):
-    """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, on cfg.n_threads threads.
+def batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads):
+    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
     own (``parts``, a wave of them at a time), and the partials are added in
-    chunk order, so the result does not depend on the thread count. One
-    thread runs the same chunks in a plain loop: starting a parallel region
-    costs ~10 µs per batch, for nothing.
+    chunk order, so the result does not depend on the thread count. With
+    ``threads`` None the chunks run in a plain loop: a parallel region costs
+    ~10 µs per batch, for nothing; and Numba then compiles no parallel code
+    (the branch is pruned for a None argument), which saves seconds of the
+    first compilation. An empty ``parts`` means: never split (hogwild).
+    One call of ``rows_gradient`` serves every case, so it is compiled once.
     """
     n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
+    whole = n_chunks == 1 or parts.shape[0] == 0
+    wave_size = 1 if whole else parts.shape[0]
     total = 0.0
-    for wave in range(0, n_chunks, parts.shape[0]):
-        wave_chunks = min(parts.shape[0], n_chunks - wave)
-        if cfg.n_threads > 1:
+    for wave in range(0, 1 if whole else n_chunks, wave_size):
+        wave_chunks = min(wave_size, n_chunks - wave)
+        if threads is None or whole:
+            for c in range(wave_chunks):
+                first = start + (wave + c) * CHUNK_ROWS
+                last = stop if whole else min(first + CHUNK_ROWS, stop)
+                part = G if whole else parts[c]
+                loss = rows_gradient(X, y, order, first, last, P, part, cfg, inv_m, z, g)
+                if whole:
+                    return loss
+                losses[c] = loss
+        else:
             threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses,
                             cfg, inv_m)  # fmt: skip
-        else:
-            for c in range(wave_chunks):
-                chunk_gradient(X, y, order, start, stop, wave + c, P, parts, losses, cfg, inv_m)
         total += add_chunks(G, parts, losses, wave, wave_chunks)
     return total
 
@@ -486,14 +490,14 @@ def sgd_row_step(X, i, y_i, p, cfg, lr, t):
 
 
 @_jit(inline="always")
-def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g, parts, losses):
+def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g, parts, losses,
+                threads):  # fmt: skip
     """Batches ``first..last-1`` of the epoch: (sum of their mean losses, updates made).
 
     Update number ``t`` advances by ``stride`` per update (1, or the thread
     count of hogwild, whose threads share the count). Stops before the update
     of a batch whose loss is not finite and returns that loss instead.
-    ``parts`` (a wave of partial gradients) is empty where batches must not
-    be split over threads.
+    ``parts``, ``losses`` and ``threads``: see ``batch_gradient``.
     """
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
@@ -504,6 +508,10 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         start = batch * batch_size
         stop = min(start + batch_size, n_rows)
         if stop - start == 1 and fused:
+            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
+                ahead = order[start + PREFETCH_DISTANCE]
+                prefetch_row(X, ahead)
+                prefetch_row(y, ahead)
             i = order[start]
             value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t + stride)
             if not math.isfinite(value):
@@ -514,10 +522,8 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         # Each row's derivative is divided by m before it is summed, so G is the
         # mean gradient without another pass over the parameters.
         inv_m = 1.0 / (stop - start)
-        if stop - start > CHUNK_ROWS and parts.shape[0] > 0:
-            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, parts, losses)
-        else:
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts,
+                                    losses, threads)  # fmt: skip
         if not math.isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
@@ -537,7 +543,7 @@ def batch_count(n_rows, cfg):
 
 
 @_jit
-def epoch_kernel(X, y, order, P, state, cfg, lr, t0):
+def epoch_kernel(X, y, order, P, state, cfg, lr, t0, threads):
     """The compiled epoch of :func:`run_epoch`."""
     n_batches = batch_count(order.shape[0], cfg)
     # float64 whatever the dtype: a float32 sum of a batch's rows would not
@@ -548,7 +554,7 @@ def epoch_kernel(X, y, order, P, state, cfg, lr, t0):
     parts = np.empty((min(n_chunks, WAVE_CHUNKS) if n_chunks > 1 else 0,) + P.shape)
     losses = np.empty(parts.shape[0])
     total, n_updates = run_batches(
-        X, y, order, P, state, cfg, lr, t0, 0, n_batches, 1, G, z, g, parts, losses
+        X, y, order, P, state, cfg, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, threads
     )
     if not math.isfinite(total):
         return total, n_updates
@@ -578,7 +584,7 @@ def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
         losses[w], updates[w] = run_batches(
             X, y, order, P, state, cfg, lr, t0 + w,
             n_batches * w // n_workers, n_batches * (w + 1) // n_workers,
-            n_workers, G, z, g, no_parts, np.empty(0),
+            n_workers, G, z, g, no_parts, np.empty(0), None,
         )  # fmt: skip
     total = losses.sum()
     if not math.isfinite(total):
@@ -592,8 +598,10 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
     Batches of more than CHUNK_ROWS rows have their gradient computed by
     ``cfg.n_threads`` threads, with the same result for any count.
     """
+    if cfg.n_threads == 1:
+        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, None)
     with numba_threads(cfg.n_threads):
-        return epoch_kernel(X, y, order, P, state, cfg, lr, t0)
+        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, cfg.n_threads)
 
 
 def run_epoch_hogwild(X, y, order, P, state, cfg, lr, t0):
