@@ -55,7 +55,7 @@ def main(argv=None):
     parser.add_argument("--backend", default="numba")
     parser.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
-    batch_sizes = [b or args.n for b in args.batch_sizes]
+    batch_sizes = list(dict.fromkeys(min(b or args.n, args.n) for b in args.batch_sizes))
     threads = usable_cpu_count()
 
     print(machine_line(threads))

@@ -58,7 +58,7 @@ MEMORY = textwrap.dedent("""
         fastgd.fit(X, y, epochs=1, batch_size=256, lr=1e-4, random_state=0)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         grown = max(peak - before_peak, anonymous_kb() - before_anon) * 1024
-        print(kind, X.nbytes, grown)
+        print(kind, X.nbytes, grown, sep="|")
         del X
 """)
 
@@ -66,7 +66,7 @@ MEMORY = textwrap.dedent("""
 def run(code, *args, env=None):
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, check=True)  # fmt: skip
-    return out.stdout.split()
+    return out.stdout.split("\n")
 
 
 def main(argv=None):
@@ -91,9 +91,10 @@ def main(argv=None):
         n = int(args.memory_gb * 2**30 / (64 * 4))
         with tempfile.TemporaryDirectory() as folder:
             lines = run(MEMORY, str(n), os.path.join(folder, "X.npy"))
-        for kind_a, kind_b, nbytes, grown in zip(*[iter(lines)] * 4):
+        for line in filter(None, lines):
+            kind, nbytes, grown = line.split("|")
             nbytes, grown = int(nbytes), int(grown)
-            print(f"fit on float32 X {kind_a} {kind_b} ({nbytes / 2**30:.2f} GiB): memory grew by "
+            print(f"fit on float32 X {kind} ({nbytes / 2**30:.2f} GiB): memory grew by "
                   f"{grown / 2**20:.0f} MiB = {grown / nbytes:.1%} of X")  # fmt: skip
 
 
