@@ -7,6 +7,9 @@ compiles and links an OpenMP program (without it, the kernels' ``prange``
 loops run on one thread: ``n_threads`` then changes nothing, results
 included). ``FASTGD_CYTHON_DEBUG=1`` at build time gives a debug build
 instead: checks on, ``-O0 -g``, OpenMP as in the release build.
+``FASTGD_CYTHON_NATIVE=1`` adds ``-march=native`` to a release build: code
+for this machine's CPU only (AVX2/AVX-512 where it has them, as Numba's JIT
+does), which makes float32 kernels much faster but the binary unportable.
 
 Without a working C compiler the build of the extension is skipped with a
 warning and the pure-Python package still installs: ``backend="cython"`` then
@@ -21,6 +24,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTGD_CYTHON_DEBUG", "") not in ("", "0")
+NATIVE = os.environ.get("FASTGD_CYTHON_NATIVE", "") not in ("", "0")
 
 # The floating-point freedoms the Numba kernels take (_numba.FASTMATH), as GCC
 # and Clang flags: reassociation (vectorised reductions), contraction (FMA),
@@ -49,8 +53,10 @@ OPENMP_PROBE = """\
 #include <omp.h>
 int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
 """
+# Opt-in only: a wheel built so would crash on an older CPU (illegal instruction).
+NATIVE_FLAGS = ["-march=native"] if NATIVE else []
 COMPILE_ARGS = {
-    "release": {"unix": ["-O3", *FAST_FLAGS, *UNROLL_FLAGS], "msvc": ["/O2"]},
+    "release": {"unix": ["-O3", *FAST_FLAGS, *UNROLL_FLAGS, *NATIVE_FLAGS], "msvc": ["/O2"]},
     "debug": {"unix": ["-O0", "-g"], "msvc": ["/Od", "/Zi"]},
 }
 DIRECTIVES = {
