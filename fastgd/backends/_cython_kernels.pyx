@@ -382,13 +382,17 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
 # Batches of more than CHUNK_ROWS rows are cut into chunks whose partial
 # gradients are added in chunk order, whatever the thread count: results are
 # identical for any n_threads, bit for bit (see ``_numba.CHUNK_ROWS``).
+# Where Numba allocates a thread's z and g in the parallel loop, these
+# kernels take a preallocated ``scratch`` of shape (WAVE_CHUNKS, 2, K).
 
 
-cdef inline double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
+cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
     ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
     (``cfg.prefetch``) announces the rows it will read a few steps ahead.
+    Not inline: the threads and the one-thread loop of ``batch_gradient``
+    run the same machine code, which keeps their sums identical.
     """
     cdef Py_ssize_t n_rows = order.shape[0]
     cdef Py_ssize_t n = G.shape[1]
@@ -433,20 +437,6 @@ cdef inline double rows_gradient(const floating[:, ::1] X, const floating[::1] y
     return total
 
 
-cdef int chunk_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t chunk, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, double inv_m, double[:, :, ::1] scratch) except -1 nogil:
-    """``rows_gradient`` of chunk number ``chunk`` of a batch, into its own partial.
-
-    Not inline: the threads and the one-thread loop run the same machine
-    code, which is what keeps their sums identical. ``scratch[slot]`` holds
-    the chunk's own z and g, so threads never share them.
-    """
-    cdef Py_ssize_t first = start + chunk * CHUNK_ROWS
-    cdef Py_ssize_t last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
-    cdef Py_ssize_t slot = chunk % parts.shape[0]
-    losses[slot] = rows_gradient(X, y, order, first, last, P, parts[slot], cfg, inv_m, scratch[slot, 0], scratch[slot, 1])
-    return 0
-
-
 cdef inline double add_chunks(double[:, ::1] G, double[:, :, ::1] parts, double[::1] losses, Py_ssize_t wave, Py_ssize_t wave_chunks) noexcept nogil:
     """Add a wave's partial gradients into G in chunk order; return their loss sum."""
     cdef Py_ssize_t c, k, j
@@ -464,36 +454,46 @@ cdef inline double add_chunks(double[:, ::1] G, double[:, :, ::1] parts, double[
     return total
 
 
-cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, double inv_m, double[:, :, ::1] scratch) except -1 nogil:
-    """One wave of ``chunk_gradient`` on ``cfg.n_threads`` OpenMP threads."""
-    cdef Py_ssize_t c
-    for c in prange(wave_chunks, num_threads=cfg.n_threads, schedule="static"):
-        chunk_gradient(X, y, order, start, stop, wave + c, P, parts, losses, cfg, inv_m, scratch)
+cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, double inv_m, int threads, double[:, :, ::1] scratch) except -1 nogil:
+    """One wave of chunks' partial gradients on ``threads`` OpenMP threads.
+
+    ``scratch[c]`` holds chunk c's own z and g, so threads never share them.
+    """
+    cdef Py_ssize_t c, first, last
+    for c in prange(wave_chunks, num_threads=threads, schedule="static"):
+        first = start + (wave + c) * CHUNK_ROWS
+        last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
+        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, scratch[c, 0], scratch[c, 1])
     return 0
 
 
-cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[:, :, ::1] parts, double[::1] losses, double[:, :, ::1] scratch) except? -1 nogil:
-    """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, on cfg.n_threads threads.
+cdef inline double batch_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
+    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
     own (``parts``, a wave of them at a time), and the partials are added in
-    chunk order, so the result does not depend on the thread count. One
-    thread runs the same chunks in a plain loop: starting a parallel region
-    costs ~10 µs per batch, for nothing.
+    chunk order, so the result does not depend on the thread count. With
+    ``threads`` 1 (Numba's None) the chunks run in a plain loop: a parallel
+    region costs ~10 µs per batch, for nothing. An empty ``parts`` means:
+    never split (hogwild). ``scratch`` is the threads' z and g, per chunk.
     """
-    cdef Py_ssize_t n_parts = parts.shape[0]
     cdef Py_ssize_t n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t n_parts = parts.shape[0]
     cdef Py_ssize_t wave = 0
-    cdef Py_ssize_t wave_chunks, c
+    cdef Py_ssize_t wave_chunks, c, first, last
     cdef double total = 0.0
+    if n_chunks == 1 or n_parts == 0:
+        return rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
     # range(0, n_chunks, n_parts): Cython needs a step of known sign for a C loop.
     while wave < n_chunks:
         wave_chunks = n_parts if n_parts < n_chunks - wave else n_chunks - wave
-        if cfg.n_threads > 1:
-            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m, scratch)
+        if threads > 1:
+            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m, threads, scratch)
         else:
             for c in range(wave_chunks):
-                chunk_gradient(X, y, order, start, stop, wave + c, P, parts, losses, cfg, inv_m, scratch)
+                first = start + (wave + c) * CHUNK_ROWS
+                last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
+                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, z, g)
         total += add_chunks(G, parts, losses, wave, wave_chunks)
         wave += n_parts
     return total
@@ -527,27 +527,30 @@ cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y
     return value
 
 
-cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
+cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
     """Batches ``first..last-1`` of the epoch: the sum of their mean losses.
 
     The updates made go to ``n_updates``. Update number ``t`` advances by
     ``stride`` per update (1, or the thread count of hogwild, whose threads
     share the count). Stops before the update of a batch whose loss is not
-    finite and returns that loss instead. ``parts`` (a wave of partial
-    gradients, with ``scratch`` for each) is empty where batches must not be
-    split over threads.
+    finite and returns that loss instead. ``parts``, ``losses``, ``threads``
+    and ``scratch``: see ``batch_gradient``.
     """
     cdef Py_ssize_t n_rows = order.shape[0]
     cdef Py_ssize_t batch_size = cfg.batch_size
     cdef bint fused = P.shape[0] == 1 and cfg.optimizer == OPT_SGD
     cdef double total = 0.0
     cdef long long t = t0
-    cdef Py_ssize_t batch, start, stop, i
+    cdef Py_ssize_t batch, start, stop, i, ahead
     cdef double value, batch_loss, inv_m
     for batch in range(first, last):
         start = batch * batch_size
         stop = start + batch_size if start + batch_size < n_rows else n_rows
         if stop - start == 1 and fused:
+            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
+                ahead = order[start + PREFETCH_DISTANCE]
+                prefetch_row(&X[ahead, 0], X.strides[0])
+                prefetch_row(&y[ahead], y.strides[0])
             i = order[start]
             value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t + stride)
             if not isfinite(value):
@@ -559,10 +562,7 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         # Each row's derivative is divided by m before it is summed, so G is the
         # mean gradient without another pass over the parameters.
         inv_m = 1.0 / (stop - start)
-        if stop - start > CHUNK_ROWS and parts.shape[0] > 0:
-            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, parts, losses, scratch)
-        else:
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads, scratch)
         if not isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
@@ -617,7 +617,7 @@ def run_epoch(
     cdef double total
     cdef long long n_updates = 0
     with nogil:
-        total = run_batches(X, y, order, P, state, &config, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, scratch, &n_updates)
+        total = run_batches(X, y, order, P, state, &config, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, config.n_threads, scratch, &n_updates)
     if not isfinite(total):
         return total, n_updates
     return total / n_batches, n_updates
@@ -664,7 +664,7 @@ def run_epoch_hogwild(
             losses[w] = run_batches(
                 X, y, order, P, state, &config, lr, t0 + w,
                 n_batches * w // n_workers, n_batches * (w + 1) // n_workers, n_workers,
-                G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, no_scratch, &updates[w],
+                G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, 1, no_scratch, &updates[w],
             )
     for w in range(n_workers):
         total += losses[w]
