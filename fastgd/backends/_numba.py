@@ -317,7 +317,7 @@ def soft_threshold(w, threshold):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def update_output(p, g, s1, s2, cfg, eta, t):
     """One optimizer step on one output's parameters (weights, then intercept).
 
@@ -345,10 +345,6 @@ def update_output(p, g, s1, s2, cfg, eta, t):
 @_jit
 def apply_update(P, G, state, cfg, eta, t):
     """One optimizer step on every parameter from the batch's mean gradient G."""
-    # K = 1 spelled out: LLVM vectorises the update far better without the loop.
-    if P.shape[0] == 1:
-        update_output(P[0], G[0], state[0, 0], state[1, 0], cfg, eta, t)
-        return
     for k in range(P.shape[0]):
         update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
 
