@@ -27,6 +27,10 @@ from ._validation import (
 from .backends import BACKEND_MODULES, get_backend
 
 
+# Largest batch of shuffle='batches' whose rows are prefetched (see Trainer._epoch).
+PREFETCH_MAX_BATCH = 64
+
+
 def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
     """Base learning rate of epoch ``epoch`` (0-based) for the per-epoch schedules.
 
@@ -588,9 +592,12 @@ class Trainer:
         # Only a mode switch needs the data's order back: False epochs after
         # False epochs reuse it as it is, with no n-sized write per epoch.
         self._order_moved = shuffle is not False
-        cfg = self.cfg._replace(
-            batch_size=min(self.cfg.batch_size, n_samples), prefetch=int(shuffle is True)
-        )
+        batch_size = min(self.cfg.batch_size, n_samples)
+        # Rows at random addresses are prefetched: every row of a shuffled
+        # epoch, and small batches of 'batches' (larger ones stream, where
+        # prefetching measured up to 10% slower).
+        prefetch = shuffle is True or (shuffle == "batches" and batch_size <= PREFETCH_MAX_BATCH)
+        cfg = self.cfg._replace(batch_size=batch_size, prefetch=int(prefetch))
         if shuffle == "batches":
             shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
         elif shuffle:
