@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-debug bench bench-kernels bench-speed bench-sparse clean
+.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-startup bench-sparse clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,15 @@ bench-kernels: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(PY) -m bench.engine_speed
+
+# The speed targets: every shuffle mode and batch size against the memory
+# floor, float32 against float64, threads and hogwild (README, Performance).
+bench-floor: $(STAMP)
+	$(PY) -m bench.floor
+
+# import time, first fit with Numba's cache cold and warm, memory of a fit.
+bench-startup: $(STAMP)
+	$(PY) -m bench.startup
 
 # Sparse X (1,000,000 x 1,000,000 CSR, 20 entries a row): fastgd against
 # scikit-learn's SGDClassifier, rows/s at batch sizes 1 and 256.

@@ -2,8 +2,14 @@
 
 ``python -m pip install .`` (or ``-e .``) compiles
 ``fastgd/backends/_cython_kernels.pyx`` with optimisation on and Cython's
-bounds checking and wraparound off. ``FASTGD_CYTHON_DEBUG=1`` at build time
-gives a debug build instead: checks on, ``-O0 -g``.
+bounds checking and wraparound off, and with OpenMP where the compiler
+compiles and links an OpenMP program (without it, the kernels' ``prange``
+loops run on one thread: ``n_threads`` then changes nothing, results
+included). ``FASTGD_CYTHON_DEBUG=1`` at build time gives a debug build
+instead: checks on, ``-O0 -g``, OpenMP as in the release build.
+``FASTGD_CYTHON_NATIVE=1`` adds ``-march=native`` to a release build: code
+for this machine's CPU only (AVX2/AVX-512 where it has them, as Numba's JIT
+does), which makes float32 kernels much faster but the binary unportable.
 
 Without a working C compiler the build of the extension is skipped with a
 warning and the pure-Python package still installs: ``backend="cython"`` then
@@ -18,6 +24,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTGD_CYTHON_DEBUG", "") not in ("", "0")
+NATIVE = os.environ.get("FASTGD_CYTHON_NATIVE", "") not in ("", "0")
 
 # The floating-point freedoms the Numba kernels take (_numba.FASTMATH), as GCC
 # and Clang flags: reassociation (vectorised reductions), contraction (FMA),
@@ -40,8 +47,16 @@ UNROLL_FLAGS = [
     "-fvariable-expansion-in-unroller",
     "--param=max-variable-expansions-in-unroller=3",
 ]
+# The threads of a large batch's gradient and of hogwild (cython.parallel).
+OPENMP_FLAGS = {"unix": ["-fopenmp"], "msvc": ["/openmp"]}
+OPENMP_PROBE = """\
+#include <omp.h>
+int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
+"""
+# Opt-in only: a wheel built so would crash on an older CPU (illegal instruction).
+NATIVE_FLAGS = ["-march=native"] if NATIVE else []
 COMPILE_ARGS = {
-    "release": {"unix": ["-O3", *FAST_FLAGS, *UNROLL_FLAGS], "msvc": ["/O2"]},
+    "release": {"unix": ["-O3", *FAST_FLAGS, *UNROLL_FLAGS, *NATIVE_FLAGS], "msvc": ["/O2"]},
     "debug": {"unix": ["-O0", "-g"], "msvc": ["/Od", "/Zi"]},
 }
 DIRECTIVES = {
@@ -65,19 +80,39 @@ class OptionalBuildExt(build_ext):
                 if self._accepts([*accepted, flag]):
                     accepted.append(flag)
             flags = accepted
+        openmp = OPENMP_FLAGS[kind]
+        if kind == "unix" and not self._accepts(openmp, source=OPENMP_PROBE, link=True):
+            print(
+                "WARNING: fastgd: the C compiler has no OpenMP (-fopenmp); the Cython "
+                "backend is built without threads (n_threads changes nothing).",
+                file=sys.stderr,
+            )
+            openmp = []
         for extension in self.extensions:
             # After Python's own CFLAGS (which carry -O3): a debug -O0 wins.
-            extension.extra_compile_args = list(flags)
+            extension.extra_compile_args = [*flags, *openmp]
+            # The OpenMP runtime (libgomp, libomp) comes with the flag at link time.
+            extension.extra_link_args = [] if kind == "msvc" else list(openmp)
         super().build_extensions()
 
-    def _accepts(self, flags):
-        """Whether the C compiler compiles an empty file with ``flags``, warning-free."""
+    def _accepts(self, flags, source="int main(void) { return 0; }\n", link=False):
+        """Whether the C compiler compiles ``source`` with ``flags``, warning-free.
+
+        With ``link``, the object must also link into a program with ``flags``
+        (a compiler can accept -fopenmp and still lack the runtime library).
+        """
         with tempfile.TemporaryDirectory() as tmp:
-            source = os.path.join(tmp, "probe.c")
-            with open(source, "w") as f:
-                f.write("int main(void) { return 0; }\n")
+            path = os.path.join(tmp, "probe.c")
+            with open(path, "w") as f:
+                f.write(source)
             try:
-                self.compiler.compile([source], output_dir=tmp, extra_postargs=[*flags, "-Werror"])
+                objects = self.compiler.compile(
+                    [path], output_dir=tmp, extra_postargs=[*flags, "-Werror"]
+                )
+                if link:
+                    self.compiler.link_executable(
+                        objects, "probe", output_dir=tmp, extra_postargs=list(flags)
+                    )
             except Exception:
                 return False
         return True

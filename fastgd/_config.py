@@ -19,6 +19,9 @@ LOSSES = (
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 PENALTIES = (None, "l2", "l1", "elasticnet")
 SCHEDULES = ("constant", "invscaling", "exponential", "step")
+# "data": a batch's gradient is shared over the threads, the same result for
+# any thread count; "hogwild": threads update the parameters without locks.
+PARALLEL_MODES = ("data", "hogwild")
 # How a sparse X's batches update the weights (``fit(sparse_update=...)``):
 # "lazy" touches only the columns the batch has entries in (O(nnz) per
 # update), "dense" is the dense update itself (O(n_features) per update).
@@ -75,6 +78,13 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
+    # How the epoch runs rather than what it computes: the threads a large
+    # batch's gradient is shared over (any count gives the same result),
+    # whether rows arrive in a random order (the kernel then prefetches
+    # them), and hogwild's lock-free threads (which change the result).
+    n_threads: int = 1
+    prefetch: int = 1
+    hogwild: int = 0
     sparse_update: int = SPARSE_LAZY
 
 

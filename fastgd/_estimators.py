@@ -110,6 +110,13 @@ _COMMON_PARAMETERS = """\
     epsilon, power_t, decay, step_size, gamma, momentum, beta1, beta2, eps, \
 rho, weight_decay :
         As in :func:`fastgd.fit`.
+    n_threads : int, default=1
+        Threads of the compiled backends (-1: every CPU). With
+        ``parallel='data'`` only batches of more than 1024 rows are shared
+        out, and the result is the same for any count (see :func:`fastgd.fit`).
+    parallel : {'data', 'hogwild'}, default='data'
+        ``'hogwild'``: lock-free threads updating the shared parameters, for
+        small batches; faster, but **not deterministic** (see :func:`fastgd.fit`).
     sparse_update : {'lazy', 'dense'}, default='lazy'
         How a ``scipy.sparse`` X updates the weights; ignored for dense X.
         ``'lazy'`` costs O(stored entries) per batch: exact for
@@ -235,7 +242,8 @@ class _MiniBatchBase(BaseEstimator):
             power_t=self.power_t, decay=self.decay, step_size=self.step_size,
             gamma=self.gamma, momentum=self.momentum, beta1=self.beta1,
             beta2=self.beta2, eps=self.eps, rho=self.rho,
-            weight_decay=self.weight_decay, sparse_update=self.sparse_update,
+            weight_decay=self.weight_decay, n_threads=self.n_threads,
+            parallel=self.parallel, sparse_update=self.sparse_update,
         )  # fmt: skip
 
     def _schedule(self):
@@ -505,6 +513,8 @@ default='squared_error'
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        n_threads=1,
+        parallel="data",
         sparse_update="lazy",
     ):
         _store_parameters(self, locals())
@@ -645,6 +655,8 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        n_threads=1,
+        parallel="data",
         sparse_update="lazy",
     ):
         _store_parameters(self, locals())

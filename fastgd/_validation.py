@@ -17,6 +17,7 @@ from ._config import (
     CLASSIFICATION_LOSSES,
     LOSSES,
     OPTIMIZERS,
+    PARALLEL_MODES,
     PENALTIES,
     SCHEDULES,
     SPARSE_UPDATES,
@@ -571,6 +572,8 @@ def check_fit_settings(
     eps,
     rho,
     weight_decay,
+    n_threads=1,
+    parallel="data",
     sparse_update="lazy",
 ):
     """Check every training setting; return the kernels' ``KernelConfig``."""
@@ -601,6 +604,8 @@ def check_fit_settings(
     check_float("weight_decay", weight_decay, low=0.0)
     check_bool("fit_intercept", fit_intercept)
     check_bool("drop_last", drop_last)
+    n_threads = check_n_threads(n_threads)
+    check_option("parallel", parallel, PARALLEL_MODES)
     l2, l1 = penalty_split(penalty, alpha, l1_ratio)
     return KernelConfig(
         loss=LOSSES.index(loss),
@@ -618,5 +623,8 @@ def check_fit_settings(
         eps=float(eps),
         rho=float(rho),
         weight_decay=float(weight_decay),
+        # More threads than CPUs would only take turns: same result, slower.
+        n_threads=min(n_threads, usable_cpu_count()),
+        hogwild=int(parallel == "hogwild"),
         sparse_update=SPARSE_UPDATES.index(sparse_update),
     )

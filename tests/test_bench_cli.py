@@ -78,6 +78,34 @@ def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys)
     assert message in capsys.readouterr().err
 
 
+def test_floor_reports_every_mode_batch_size_and_thread_figure(tmp_path, capsys):
+    from bench import floor
+
+    out = tmp_path / "floor.json"
+    floor.main(["--n", "3000", "--d", "8", "--epochs", "2", "--batch-sizes", "1", "8", "4096",
+                "--thread-batch-sizes", "2048", "--hogwild-batch-sizes", "4",
+                "--out", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    for dtype in ("float64", "float32"):
+        figures = report["dtypes"][dtype]
+        assert figures["floor"]["sequential"]["rows_per_s"] > 0
+        assert set(figures["rows_per_s"]) == {f"{mode}@{b}" for mode in ("False", "'batches'", "True")
+                                              for b in (1, 8, 3000)}  # fmt: skip
+    assert set(report["threads"]) == {"data@2048", "hogwild@4"}
+    text = capsys.readouterr().out
+    assert "machine:" in text and "batch 1 / batch 4096" not in text  # 4096 > n: clipped
+    assert "float32 / float64" in text and "parallel='hogwild'" in text
+
+
+def test_startup_reports_import_compile_and_memory(capsys):
+    from bench import startup
+
+    startup.main(["--repeats", "1", "--memory-gb", "0.01"])
+    text = capsys.readouterr().out
+    for phrase in ("import fastgd: median", "cache cold", "cache warm", "in memory", "np.memmap"):
+        assert phrase in text
+
+
 def test_sparse_bench_times_every_compiled_backend_and_sklearn(capsys):
     from bench import sparse
 

@@ -4,6 +4,7 @@ The contract tests (``test_contract.py``) already run the Cython backend
 against the NumPy reference, because it is listed in
 ``fastgd.available_backends()``. This module holds what is specific to it:
 it is the Numba kernel's twin (agreement to 1e-12 in float64, not just 1e-9),
+its OpenMP threads give the same bits as one thread (and hogwild converges),
 it takes both row-order dtypes and read-only data, it releases the GIL, and
 an installation without the compiled extension still imports and says how to
 build it.
@@ -43,9 +44,9 @@ TWIN_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
 SETTINGS = dict(lr=0.05, alpha=0.01, l1_ratio=0.5, epochs=3, random_state=0)
 
 
-def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, **settings):
+def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMPLES, **settings):
     """X, y, a shuffled row order and a KernelConfig, for calling run_epoch directly."""
-    X, y = make_problem(loss, dtype)
+    X, y = make_problem(loss, dtype, n=n)
     y = y.astype(dtype)
     order = np.random.default_rng(1).permutation(len(X)).astype(np.int32)
     fields = dict(
@@ -134,10 +135,105 @@ def test_cython_kernel_updates_state_in_place_like_numba(dtype, cython_kernels):
 
 
 @needs_twins
-def test_prefetch_distance_is_the_numba_kernels():
+@pytest.mark.parametrize("name", ["PREFETCH_DISTANCE", "CHUNK_ROWS", "WAVE_CHUNKS"])
+def test_kernel_constants_are_the_numba_kernels(name):
     from fastgd.backends import _numba
 
-    assert backends.get_backend("cython").PREFETCH_DISTANCE == _numba.PREFETCH_DISTANCE
+    assert getattr(backends.get_backend("cython"), name) == getattr(_numba, name)
+
+
+# --- threads: chunked batches and hogwild ----------------------------------------
+
+CHUNK_ROWS = 1024  # the kernels' CHUNK_ROWS (held together with Numba's above)
+# Just over one chunk, two and a half chunks, and the whole data (four chunks).
+CHUNKED_BATCH_SIZES = [1030, 2500, None]
+N_CHUNKED = 3 * CHUNK_ROWS + 217
+
+
+def assert_bit_identical(result, expected):
+    __tracebackhide__ = True
+    np.testing.assert_array_equal(result.coef, expected.coef, strict=True)
+    np.testing.assert_array_equal(result.intercept, expected.intercept, strict=True)
+    assert result.loss_history == expected.loss_history
+
+
+@needs_cython
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES, ids=lambda b: f"bs{b}")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "multinomial"])
+def test_cython_gives_the_same_bits_on_one_and_two_threads(loss, optimizer, batch_size, dtype):
+    X, y = make_problem(loss, dtype, n=N_CHUNKED)
+    settings = dict(loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=3,
+                    lr=0.05, penalty="elasticnet", alpha=1e-3, random_state=0,
+                    backend="cython")  # fmt: skip
+    one = fastgd.fit(X, y, n_threads=1, **settings)
+    assert_bit_identical(fastgd.fit(X, y, n_threads=2, **settings), one)
+
+
+@needs_cython
+@pytest.mark.parametrize("n_threads", [2, 5])
+@pytest.mark.parametrize("loss", ["squared_error", "multinomial"])
+def test_cython_kernel_threads_give_the_same_bits_over_several_waves(
+    loss, n_threads, cython_kernels
+):
+    # run_epoch itself, so that the threads run even where fit would cap
+    # n_threads at a single CPU: 66 chunks are more than one wave of 64
+    # partial gradients, and more threads than CPUs only take turns.
+    n = 65 * CHUNK_ROWS + 300
+    X, y, order, cfg = kernel_inputs(loss=loss, batch_size=n, n=n)
+    n_outputs = int(y.max()) + 1 if loss == "multinomial" else 1
+    runs = [
+        epoch(cython_kernels, X, y, order, cfg._replace(n_threads=threads), n_outputs)
+        for threads in (1, n_threads)
+    ]
+    (P1, state1, returned1), (P, state, returned) = runs
+    np.testing.assert_array_equal(P, P1, strict=True)
+    np.testing.assert_array_equal(state, state1, strict=True)
+    assert returned == returned1
+
+
+@needs_twins
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES, ids=lambda b: f"bs{b}")
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "multinomial"])
+def test_cython_chunked_batches_match_numba(loss, batch_size, dtype):
+    X, y = make_problem(loss, dtype, n=N_CHUNKED)
+    fits = [
+        fastgd.fit(X, y, loss=loss, optimizer="adam", batch_size=batch_size, n_threads=2,
+                   backend=name, **SETTINGS)  # fmt: skip
+        for name in ("cython", "numba")
+    ]
+    assert_same_fit(fits[0], fits[1], TWIN_RTOL[np.dtype(dtype)])
+
+
+@needs_cython
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_cython_hogwild_converges_like_one_thread(batch_size):
+    # An easy regression: lock-free updates perturb the path, not where it leads.
+    X, y = make_problem("squared_error", np.float64, n=4000, d=8)
+    settings = dict(batch_size=batch_size, epochs=6, lr=0.02, random_state=0,
+                    backend="cython")  # fmt: skip
+    serial = fastgd.fit(X, y, **settings)
+    hogwild = fastgd.fit(X, y, n_threads=2, parallel="hogwild", **settings)
+    assert np.isfinite(hogwild.coef).all()
+    assert hogwild.n_updates == serial.n_updates
+    assert hogwild.loss_history[-1] == pytest.approx(serial.loss_history[-1], rel=0.05, abs=1e-3)
+    np.testing.assert_allclose(hogwild.coef, serial.coef, rtol=0.05, atol=0.01)
+
+
+@needs_cython
+def test_cython_hogwild_kernel_counts_every_batch(cython_kernels):
+    # More workers than CPUs still split the batches between them, each once.
+    X, y, order, cfg = kernel_inputs(batch_size=4, optimizer="sgd")
+    P = np.zeros((1, X.shape[1] + 1))
+    state = np.zeros((2,) + P.shape)
+    loss, n_updates = cython_kernels.run_epoch_hogwild(
+        X, y, order, P, state, cfg._replace(n_threads=3, hogwild=1), 0.05, 0
+    )
+    assert n_updates == -(-len(order) // 4)
+    assert isinstance(n_updates, int) and np.isfinite(loss)
+    assert np.isfinite(P).all() and (P != 0).any()
 
 
 # --- inputs: row-order dtypes, read-only data ----------------------------------

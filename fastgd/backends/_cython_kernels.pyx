@@ -15,11 +15,17 @@ two backends agree to rounding.
 
 Settings arrive as the ``KernelConfig`` named tuple and are copied once per
 call into a C struct of the same fields, before the GIL is released.
-Compiled by ``setup.py`` with bounds checking and wraparound off;
-``FASTGD_CYTHON_DEBUG=1`` at build time turns both on.
+Compiled by ``setup.py`` with bounds checking and wraparound off and with
+OpenMP where the compiler has it (without, ``prange`` loops run serially);
+``FASTGD_CYTHON_DEBUG=1`` at build time turns both checks on.
+
+Functions that read a row picked by ``order`` are declared ``except? -1``:
+in the debug build an out-of-range row raises IndexError from there, and in
+the release build (no checks) that costs a compare per batch or chunk.
 """
 
-from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
+from cython.parallel cimport prange
+from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt
 from libc.stdint cimport int32_t, int64_t
 
 import numpy as np
@@ -37,11 +43,13 @@ ctypedef fused index_t:
 # The integer codes of ``_config`` (C needs them at compile time). They are
 # written twice, so the module checks them against ``_config`` at import.
 cpdef enum:
+    LOSS_SQUARED_ERROR = 0
     LOSS_HUBER = 1
     LOSS_EPSILON_INSENSITIVE = 2
     LOSS_LOG = 3
     LOSS_MULTINOMIAL = 4
     LOSS_HINGE = 5
+    OPT_SGD = 0
     OPT_MOMENTUM = 1
     OPT_NESTEROV = 2
     OPT_ADAGRAD = 3
@@ -53,6 +61,12 @@ cpdef enum:
 # ``_numba.PREFETCH_DISTANCE`` (the tests hold the two together).
 cpdef enum:
     PREFETCH_DISTANCE = 8
+
+# Rows per partial gradient of a large batch, and partials held at once; the
+# values of ``_numba.CHUNK_ROWS`` and ``_numba.WAVE_CHUNKS`` (see there why).
+cpdef enum:
+    CHUNK_ROWS = 1024
+    WAVE_CHUNKS = 64
 
 cdef extern from *:
     """
@@ -92,6 +106,9 @@ cdef struct KernelConfig:
     double eps
     double rho
     double weight_decay
+    int n_threads
+    int prefetch
+    int hogwild
     int sparse_update
 
 
@@ -152,14 +169,19 @@ cdef inline double epsilon_insensitive_dloss(double p, double y, double epsilon)
     return 1.0 if r > 0.0 else -1.0
 
 
-cdef inline double log_loss(double p, double y) noexcept nogil:
-    # log(1 + exp(-s·p)), s = ±1, without overflow for large |p|.
-    cdef double m = -(2.0 * y - 1.0) * p
-    return (0.0 if m < 0.0 else m) + log1p(exp(-fabs(m)))
+cdef inline double log_loss_and_derivative(double p, double y, double *dloss) noexcept nogil:
+    """log(1 + exp(-s·p)) with s = 2y − 1; ``dloss`` := sigmoid(p) − y, from one exp.
 
-
-cdef inline double log_dloss(double p, double y) noexcept nogil:
-    return 0.5 * (1.0 + tanh(0.5 * p)) - y
+    ``e = exp(-|p|)`` never overflows; both the loss and the sigmoid are
+    written with it, so a row costs one exp and one log1p (tanh and a second
+    exp cost as much again).
+    """
+    cdef double e = exp(-fabs(p))
+    cdef double margin = -(2.0 * y - 1.0) * p
+    cdef double loss = (0.0 if 0.0 > margin else margin) + log1p(e)
+    cdef double sigmoid = 1.0 / (1.0 + e) if p >= 0.0 else e / (1.0 + e)
+    dloss[0] = sigmoid - y
+    return loss
 
 
 cdef inline double hinge_loss(double p, double y) noexcept nogil:
@@ -188,62 +210,50 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     return log(total) + top - z[code]
 
 
-cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
-    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
-    cdef int loss = cfg.loss
-    if loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, <Py_ssize_t>y, g)
-    cdef double p = z[0]
+cdef inline double loss_and_derivative(int loss, double p, double y, double epsilon, double *dloss) noexcept nogil:
+    """Loss of one single-output row with prediction ``p``; ``dloss`` := dL/dp.
+
+    Scalars in and out (the derivative through a pointer to a local): the
+    epoch loop keeps both in registers, which an array of one score per
+    output would not allow (it measured 1.5x slower in the Numba kernel).
+    """
     if loss == LOSS_HUBER:
-        g[0] = huber_dloss(p, y, cfg.epsilon)
-        return huber_loss(p, y, cfg.epsilon)
+        dloss[0] = huber_dloss(p, y, epsilon)
+        return huber_loss(p, y, epsilon)
     if loss == LOSS_EPSILON_INSENSITIVE:
-        g[0] = epsilon_insensitive_dloss(p, y, cfg.epsilon)
-        return epsilon_insensitive_loss(p, y, cfg.epsilon)
+        dloss[0] = epsilon_insensitive_dloss(p, y, epsilon)
+        return epsilon_insensitive_loss(p, y, epsilon)
     if loss == LOSS_LOG:
-        g[0] = log_dloss(p, y)
-        return log_loss(p, y)
+        return log_loss_and_derivative(p, y, dloss)
     if loss == LOSS_HINGE:
-        g[0] = hinge_dloss(p, y)
+        dloss[0] = hinge_dloss(p, y)
         return hinge_loss(p, y)
-    g[0] = squared_error_dloss(p, y)
+    dloss[0] = squared_error_dloss(p, y)
     return squared_error_loss(p, y)
 
 
 # --- one row: prediction and gradient accumulation ---------------------------
+# ``p`` and ``G`` are one output's row of P and of the gradient, as pointers
+# (see the optimizers below for why).
 
 
-cdef inline void predict_row(const floating[:, ::1] X, Py_ssize_t i, floating[:, ::1] P, double[::1] z) noexcept nogil:
-    """z := W·X[i] + b."""
+cdef inline double row_score(const floating[:, ::1] X, Py_ssize_t i, const floating *p) noexcept nogil:
+    """One output's score of row ``X[i]``: ``p[:d]·X[i] + p[d]``."""
     cdef Py_ssize_t d = X.shape[1]
-    cdef Py_ssize_t k, j
-    cdef double acc
-    for k in range(P.shape[0]):
-        acc = 0.0
-        for j in range(d):
-            acc += X[i, j] * P[k, j]
-        z[k] = acc + P[k, d]
+    cdef Py_ssize_t j
+    cdef double acc = 0.0
+    for j in range(d):
+        acc += X[i, j] * p[j]
+    return acc + p[d]
 
 
-cdef inline void accumulate_row(const floating[:, ::1] X, Py_ssize_t i, double[::1] g, double[:, ::1] G, bint first) noexcept nogil:
-    """G[:, :d] += g ⊗ X[i] and G[:, d] += g; the batch's first row overwrites G.
-
-    Overwriting instead of zeroing G before each batch saves a pass over the
-    parameters per update, which is most of the cost at batch size 1.
-    """
+cdef inline void add_row(double *G, const floating[:, ::1] X, Py_ssize_t i, double scale) noexcept nogil:
+    """``G[:d] += scale·X[i]`` and ``G[d] += scale``."""
     cdef Py_ssize_t d = X.shape[1]
-    cdef Py_ssize_t k, j
-    cdef double gk
-    for k in range(G.shape[0]):
-        gk = g[k]
-        if first:
-            for j in range(d):
-                G[k, j] = X[i, j] * gk
-            G[k, d] = gk
-        else:
-            for j in range(d):
-                G[k, j] += X[i, j] * gk
-            G[k, d] += gk
+    cdef Py_ssize_t j
+    for j in range(d):
+        G[j] += X[i, j] * scale
+    G[d] += scale
 
 
 # --- optimizers: in-place update of parameters p from gradient g -----------
@@ -370,6 +380,207 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
 
 
 # --- the epoch ---------------------------------------------------------------
+# Batches of more than CHUNK_ROWS rows are cut into chunks whose partial
+# gradients are added in chunk order, whatever the thread count: results are
+# identical for any n_threads, bit for bit (see ``_numba.CHUNK_ROWS``).
+# Where Numba allocates a thread's z and g in the parallel loop, these
+# kernels take a preallocated ``scratch`` of shape (WAVE_CHUNKS, 2, K).
+
+
+cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
+    """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
+
+    ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
+    (``cfg.prefetch``) announces the rows it will read a few steps ahead.
+    Not inline: the threads and the one-thread loop of ``batch_gradient``
+    run the same machine code, which keeps their sums identical.
+    """
+    cdef Py_ssize_t n_rows = order.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t K = P.shape[0]
+    cdef Py_ssize_t r, i, j, k, ahead
+    cdef int loss = cfg.loss
+    cdef double epsilon = cfg.epsilon
+    cdef double total = 0.0
+    cdef double value, slope, y_i
+    cdef const floating *p
+    cdef double *Gp
+    for k in range(K):
+        for j in range(n):
+            G[k, j] = 0.0
+    if K == 1:
+        p, Gp = &P[0, 0], &G[0, 0]
+        for r in range(start, stop):
+            if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
+                ahead = order[r + PREFETCH_DISTANCE]
+                prefetch_row(&X[ahead, 0], X.strides[0])
+                prefetch_row(&y[ahead], y.strides[0])
+            i = order[r]
+            # y[i] first: the debug build's bounds check of the row is here,
+            # where it can raise (row_score cannot).
+            y_i = y[i]
+            value = loss_and_derivative(loss, row_score(X, i, p), y_i, epsilon, &slope)
+            total += value
+            add_row(Gp, X, i, slope * inv_m)
+        return total
+    for r in range(start, stop):
+        if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
+            ahead = order[r + PREFETCH_DISTANCE]
+            prefetch_row(&X[ahead, 0], X.strides[0])
+            prefetch_row(&y[ahead], y.strides[0])
+        i = order[r]
+        y_i = y[i]
+        for k in range(K):
+            z[k] = row_score(X, i, &P[k, 0])
+        total += multinomial_loss_dloss(z, <Py_ssize_t>y_i, g)
+        for k in range(K):
+            add_row(&G[k, 0], X, i, g[k] * inv_m)
+    return total
+
+
+cdef inline double add_chunks(double[:, ::1] G, double[:, :, ::1] parts, double[::1] losses, Py_ssize_t wave, Py_ssize_t wave_chunks) noexcept nogil:
+    """Add a wave's partial gradients into G in chunk order; return their loss sum."""
+    cdef Py_ssize_t c, k, j
+    cdef double total = 0.0
+    for c in range(wave_chunks):
+        total += losses[c]
+        if wave == 0 and c == 0:
+            for k in range(G.shape[0]):
+                for j in range(G.shape[1]):
+                    G[k, j] = parts[0, k, j]
+        else:
+            for k in range(G.shape[0]):
+                for j in range(G.shape[1]):
+                    G[k, j] += parts[c, k, j]
+    return total
+
+
+cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, double inv_m, int threads, double[:, :, ::1] scratch) except -1 nogil:
+    """One wave of chunks' partial gradients on ``threads`` OpenMP threads.
+
+    ``scratch[c]`` holds chunk c's own z and g, so threads never share them.
+    """
+    cdef Py_ssize_t c, first, last
+    for c in prange(wave_chunks, num_threads=threads, schedule="static"):
+        first = start + (wave + c) * CHUNK_ROWS
+        last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
+        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, scratch[c, 0], scratch[c, 1])
+    return 0
+
+
+cdef inline double batch_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
+    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
+
+    Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
+    own (``parts``, a wave of them at a time), and the partials are added in
+    chunk order, so the result does not depend on the thread count. With
+    ``threads`` 1 (Numba's None) the chunks run in a plain loop: a parallel
+    region costs ~10 µs per batch, for nothing. An empty ``parts`` means:
+    never split (hogwild). ``scratch`` is the threads' z and g, per chunk.
+    """
+    cdef Py_ssize_t n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t n_parts = parts.shape[0]
+    cdef Py_ssize_t wave = 0
+    cdef Py_ssize_t wave_chunks, c, first, last
+    cdef double total = 0.0
+    if n_chunks == 1 or n_parts == 0:
+        return rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+    # range(0, n_chunks, n_parts): Cython needs a step of known sign for a C loop.
+    while wave < n_chunks:
+        wave_chunks = n_parts if n_parts < n_chunks - wave else n_chunks - wave
+        if threads > 1:
+            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m, threads, scratch)
+        else:
+            for c in range(wave_chunks):
+                first = start + (wave + c) * CHUNK_ROWS
+                last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
+                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, z, g)
+        total += add_chunks(G, parts, losses, wave, wave_chunks)
+        wave += n_parts
+    return total
+
+
+cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y_i, floating *p, const KernelConfig *cfg, double lr, long long t) noexcept nogil:
+    """Batch size 1 with plain SGD, fused: score, loss and update in two passes over the row.
+
+    The same arithmetic as ``add_row`` + ``update_output``, without the
+    gradient buffer in between: at batch size 1 that buffer's writing and
+    reading cost as much as the row itself. Returns the loss; does not
+    update where it is not finite.
+    """
+    cdef double slope
+    cdef double value = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon, &slope)
+    if not isfinite(value):
+        return value
+    cdef double eta = learning_rate(lr, t, cfg.power_t)
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t j
+    cdef double l2 = cfg.l2
+    cdef double shrink = eta * cfg.l1
+    if shrink > 0.0:
+        for j in range(d):
+            p[j] = soft_threshold(p[j] - eta * (X[i, j] * slope + l2 * p[j]), shrink)
+    else:
+        for j in range(d):
+            p[j] -= eta * (X[i, j] * slope + l2 * p[j])
+    if cfg.fit_intercept:
+        p[d] -= eta * slope
+    return value
+
+
+cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
+    """Batches ``first..last-1`` of the epoch: the sum of their mean losses.
+
+    The updates made go to ``n_updates``. Update number ``t`` advances by
+    ``stride`` per update (1, or the thread count of hogwild, whose threads
+    share the count). Stops before the update of a batch whose loss is not
+    finite and returns that loss instead. ``parts``, ``losses``, ``threads``
+    and ``scratch``: see ``batch_gradient``.
+    """
+    cdef Py_ssize_t n_rows = order.shape[0]
+    cdef Py_ssize_t batch_size = cfg.batch_size
+    cdef bint fused = P.shape[0] == 1 and cfg.optimizer == OPT_SGD
+    cdef double total = 0.0
+    cdef long long t = t0
+    cdef Py_ssize_t batch, start, stop, i, ahead
+    cdef double value, batch_loss, inv_m
+    for batch in range(first, last):
+        start = batch * batch_size
+        stop = start + batch_size if start + batch_size < n_rows else n_rows
+        if stop - start == 1 and fused:
+            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
+                ahead = order[start + PREFETCH_DISTANCE]
+                prefetch_row(&X[ahead, 0], X.strides[0])
+                prefetch_row(&y[ahead], y.strides[0])
+            i = order[start]
+            value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t + stride)
+            if not isfinite(value):
+                n_updates[0] = (t - t0) // stride
+                return value
+            t += stride
+            total += value
+            continue
+        # Each row's derivative is divided by m before it is summed, so G is the
+        # mean gradient without another pass over the parameters.
+        inv_m = 1.0 / (stop - start)
+        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads, scratch)
+        if not isfinite(batch_loss):
+            # Diverged: leave this batch's update out and let the engine,
+            # which reads the batch from the update count, raise.
+            n_updates[0] = (t - t0) // stride
+            return batch_loss
+        t += stride
+        apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        total += batch_loss * inv_m
+    n_updates[0] = (t - t0) // stride
+    return total
+
+
+cdef inline Py_ssize_t batch_count(Py_ssize_t n_rows, const KernelConfig *cfg) noexcept nogil:
+    cdef Py_ssize_t n_batches = n_rows // cfg.batch_size
+    if n_rows % cfg.batch_size and not cfg.drop_last:
+        n_batches += 1
+    return n_batches
 
 
 def run_epoch(
@@ -384,59 +595,84 @@ def run_epoch(
 ):
     """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
 
-    X, y and order may be read-only (a ``np.memmap(mode="r")`` works); P and
-    state are updated in place. The GIL is released for the whole epoch.
+    Batches of more than CHUNK_ROWS rows have their gradient computed by
+    ``cfg.n_threads`` threads, with the same result for any count. X, y and
+    order may be read-only (a ``np.memmap(mode="r")`` works); P and state are
+    updated in place. The GIL is released for the whole epoch.
     """
     # Everything that touches Python happens here, once per epoch: the
     # settings become a C struct and the scratch arrays are allocated.
     cdef KernelConfig config = cfg._asdict()
-    cdef Py_ssize_t n_rows = order.shape[0]
-    cdef Py_ssize_t batch_size = config.batch_size
-    cdef Py_ssize_t n_batches = n_rows // batch_size
-    if n_rows % batch_size and not config.drop_last:
-        n_batches += 1
+    cdef Py_ssize_t n_batches = batch_count(order.shape[0], &config)
     cdef Py_ssize_t K = P.shape[0]
     # float64 whatever the dtype: a float32 sum of a batch's rows would not
     # cancel to exactly 0, and adaptive optimizers turn ~1e-9 into a full step.
     cdef double[:, ::1] G = np.empty((K, P.shape[1]))
     cdef double[::1] z = np.empty(K)
     cdef double[::1] g = np.empty(K)
-    cdef double total = 0.0
-    cdef long long t = t0
-    cdef Py_ssize_t batch, start, stop, r, i, k, ahead
-    cdef double batch_loss, eta, inv_m
-    cdef bint diverged = False
+    cdef Py_ssize_t n_chunks = (config.batch_size + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t n_parts = (n_chunks if n_chunks < WAVE_CHUNKS else WAVE_CHUNKS) if n_chunks > 1 else 0
+    cdef double[:, :, ::1] parts = np.empty((n_parts, K, P.shape[1]))
+    cdef double[::1] losses = np.empty(n_parts)
+    cdef double[:, :, ::1] scratch = np.empty((n_parts, 2, K))
+    cdef double total
+    cdef long long n_updates = 0
     with nogil:
-        for batch in range(n_batches):
-            start = batch * batch_size
-            stop = start + batch_size if start + batch_size < n_rows else n_rows
-            # Each row's derivative is divided by m before it is summed, so G is
-            # the mean gradient without another pass over the parameters.
-            inv_m = 1.0 / (stop - start)
-            batch_loss = 0.0
-            for r in range(start, stop):
-                if r + PREFETCH_DISTANCE < n_rows:
-                    ahead = order[r + PREFETCH_DISTANCE]
-                    prefetch_row(&X[ahead, 0], X.strides[0])
-                    prefetch_row(&y[ahead], y.strides[0])
-                i = order[r]
-                predict_row(X, i, P, z)
-                batch_loss += loss_dloss(&config, z, y[i], g)
-                for k in range(K):
-                    g[k] *= inv_m
-                accumulate_row(X, i, g, G, r == start)
-            if not isfinite(batch_loss):
-                # Diverged: leave this batch's update out and let the engine,
-                # which reads the batch from the update count, raise.
-                diverged = True
-                break
-            t += 1
-            eta = learning_rate(lr, t, config.power_t)
-            apply_update(P, G, state, &config, eta, t)
-            total += batch_loss * inv_m
-    if diverged:
-        return batch_loss, t - t0
-    return total / n_batches, t - t0
+        total = run_batches(X, y, order, P, state, &config, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, config.n_threads, scratch, &n_updates)
+    if not isfinite(total):
+        return total, n_updates
+    return total / n_batches, n_updates
+
+
+def run_epoch_hogwild(
+    const floating[:, ::1] X,
+    const floating[::1] y,
+    const index_t[::1] order,
+    floating[:, ::1] P,
+    floating[:, :, ::1] state,
+    cfg,
+    double lr,
+    long long t0,
+):
+    """One epoch on ``cfg.n_threads`` lock-free threads; see ``_numba.hogwild_kernel``.
+
+    Hogwild (Niu et al., 2011): each thread runs its own contiguous share of
+    the epoch's batches and writes its updates straight into ``P`` and
+    ``state`` while the others read them. Not deterministic: the interleaving
+    of the threads' reads and writes changes from run to run. Update numbers
+    (invscaling, Adam's bias correction) are counted per thread, scaled by
+    the thread count.
+    """
+    cdef KernelConfig config = cfg._asdict()
+    cdef Py_ssize_t n_batches = batch_count(order.shape[0], &config)
+    cdef Py_ssize_t n_workers = config.n_threads if config.n_threads < n_batches else n_batches
+    if n_workers < 1:
+        n_workers = 1
+    cdef Py_ssize_t K = P.shape[0]
+    # Each worker's own G, z and g; no chunking (empty parts).
+    cdef double[:, :, ::1] G = np.empty((n_workers, K, P.shape[1]))
+    cdef double[:, :, ::1] zg = np.empty((n_workers, 2, K))
+    cdef double[:, :, ::1] no_parts = np.empty((0, K, P.shape[1]))
+    cdef double[::1] no_losses = np.empty(0)
+    cdef double[:, :, ::1] no_scratch = np.empty((0, 2, K))
+    cdef double[::1] losses = np.zeros(n_workers)
+    cdef long long[::1] updates = np.zeros(n_workers, dtype=np.int64)
+    cdef Py_ssize_t w
+    cdef double total = 0.0
+    cdef long long n_updates = 0
+    with nogil:
+        for w in prange(n_workers, num_threads=n_workers, schedule="static"):
+            losses[w] = run_batches(
+                X, y, order, P, state, &config, lr, t0 + w,
+                n_batches * w // n_workers, n_batches * (w + 1) // n_workers, n_workers,
+                G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, 1, no_scratch, &updates[w],
+            )
+    for w in range(n_workers):
+        total += losses[w]
+        n_updates += updates[w]
+    if not isfinite(total):
+        return total, n_updates
+    return total / n_batches, n_updates
 
 
 # --- import-time guards --------------------------------------------------------
@@ -444,11 +680,13 @@ def run_epoch(
 # a build from an older ``_config`` is refused rather than left to mis-branch.
 
 _C_CODES = {
+    "LOSS_SQUARED_ERROR": LOSS_SQUARED_ERROR,
     "LOSS_HUBER": LOSS_HUBER,
     "LOSS_EPSILON_INSENSITIVE": LOSS_EPSILON_INSENSITIVE,
     "LOSS_LOG": LOSS_LOG,
     "LOSS_MULTINOMIAL": LOSS_MULTINOMIAL,
     "LOSS_HINGE": LOSS_HINGE,
+    "OPT_SGD": OPT_SGD,
     "OPT_MOMENTUM": OPT_MOMENTUM,
     "OPT_NESTEROV": OPT_NESTEROV,
     "OPT_ADAGRAD": OPT_ADAGRAD,
@@ -465,6 +703,7 @@ def _struct_fields():
     probe.batch_size = 0
     probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
+    probe.n_threads = probe.prefetch = probe.hogwild = 0
     probe.sparse_update = 0
     return tuple(<dict>probe)
 
@@ -483,8 +722,8 @@ if (
 # --- CSR data: one epoch over a sparse X -----------------------------------------
 # The twin of ``_numba_sparse.py``, function for function (see its docstring
 # for the four update modes); its specification is ``_reference_sparse.py``.
-# Built from the pieces above: loss_dloss, update_output, apply_update,
-# learning_rate. The CSR index arrays have a fused type of their own, since
+# Built from the pieces above: loss_and_derivative, multinomial_loss_dloss,
+# update_output, apply_update, learning_rate. The CSR index arrays have a fused type of their own, since
 # scipy's int32 or int64 need not match the row order's.
 
 ctypedef fused sparse_index_t:
@@ -492,7 +731,6 @@ ctypedef fused sparse_index_t:
     int64_t
 
 cpdef enum:
-    OPT_SGD = 0
     SPARSE_DENSE = 1
     UPDATE_DENSE = 0
     UPDATE_SCALED = 1
@@ -542,6 +780,16 @@ cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_ind
             for k in range(P.shape[0]):
                 prefetch(&P[k, j])
     return order[r]
+
+
+cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
+    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
+    cdef double dz
+    if cfg.loss == LOSS_MULTINOMIAL:
+        return multinomial_loss_dloss(z, <Py_ssize_t>y, g)
+    cdef double loss = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon, &dz)
+    g[0] = dz
+    return loss
 
 
 cdef inline void predict_row_sparse(const floating[::1] data, const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, floating[:, ::1] P, double scale, double[::1] z) noexcept nogil:

@@ -11,12 +11,14 @@ parameters are read and written as float32, which is what makes float32
 faster (half the memory traffic) without losing the accumulation accuracy.
 """
 
+import contextlib
 import math
 import warnings
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+import numba
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -32,6 +34,7 @@ from .._config import (
     OPT_MOMENTUM,
     OPT_NESTEROV,
     OPT_RMSPROP,
+    OPT_SGD,
 )
 
 # fastmath without "nnan"/"ninf": with those, LLVM may assume no NaN or inf and
@@ -148,15 +151,18 @@ def epsilon_insensitive_dloss(p, y, epsilon):
 
 
 @_jit(inline="always")
-def log_loss(p, y):
-    # log(1 + exp(-s·p)), s = ±1, without overflow for large |p|.
-    m = -(2.0 * y - 1.0) * p
-    return max(m, 0.0) + math.log1p(math.exp(-abs(m)))
+def log_loss_and_derivative(p, y):
+    """log(1 + exp(-s·p)) with s = 2y − 1, and sigmoid(p) − y, from one exp.
 
-
-@_jit(inline="always")
-def log_dloss(p, y):
-    return 0.5 * (1.0 + math.tanh(0.5 * p)) - y
+    ``e = exp(-|p|)`` never overflows; both the loss and the sigmoid are
+    written with it, so a row costs one exp and one log1p (tanh and a second
+    exp cost as much again).
+    """
+    e = math.exp(-abs(p))
+    margin = -(2.0 * y - 1.0) * p
+    loss = max(margin, 0.0) + math.log1p(e)
+    sigmoid = 1.0 / (1.0 + e) if p >= 0.0 else e / (1.0 + e)
+    return loss, sigmoid - y
 
 
 @_jit(inline="always")
@@ -187,60 +193,43 @@ def multinomial_loss_dloss(z, code, g):
 
 
 @_jit(inline="always")
-def loss_dloss(cfg, z, y, g):
-    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
-    loss = cfg.loss
-    if loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, int(y), g)
-    p = z[0]
+def loss_and_derivative(loss, p, y, epsilon):
+    """Loss of one single-output row with prediction ``p``, and dL/dp.
+
+    Scalars in and out: the epoch loop keeps both in registers, which an
+    array of one score per output would not allow (it measured 1.5x slower).
+    """
     if loss == LOSS_HUBER:
-        g[0] = huber_dloss(p, y, cfg.epsilon)
-        return huber_loss(p, y, cfg.epsilon)
+        return huber_loss(p, y, epsilon), huber_dloss(p, y, epsilon)
     if loss == LOSS_EPSILON_INSENSITIVE:
-        g[0] = epsilon_insensitive_dloss(p, y, cfg.epsilon)
-        return epsilon_insensitive_loss(p, y, cfg.epsilon)
+        return epsilon_insensitive_loss(p, y, epsilon), epsilon_insensitive_dloss(p, y, epsilon)
     if loss == LOSS_LOG:
-        g[0] = log_dloss(p, y)
-        return log_loss(p, y)
+        return log_loss_and_derivative(p, y)
     if loss == LOSS_HINGE:
-        g[0] = hinge_dloss(p, y)
-        return hinge_loss(p, y)
-    g[0] = squared_error_dloss(p, y)
-    return squared_error_loss(p, y)
+        return hinge_loss(p, y), hinge_dloss(p, y)
+    return squared_error_loss(p, y), squared_error_dloss(p, y)
 
 
 # --- one row: prediction and gradient accumulation ---------------------------
 
 
 @_jit(inline="always")
-def predict_row(X, i, P, z):
-    """z := W·X[i] + b."""
+def row_score(X, i, p):
+    """One output's score of row ``X[i]``: ``p[:d]·X[i] + p[d]``."""
     d = X.shape[1]
-    for k in range(P.shape[0]):
-        acc = 0.0
-        for j in range(d):
-            acc += X[i, j] * P[k, j]
-        z[k] = acc + P[k, d]
+    acc = 0.0
+    for j in range(d):
+        acc += X[i, j] * p[j]
+    return acc + p[d]
 
 
 @_jit(inline="always")
-def accumulate_row(X, i, g, G, first):
-    """G[:, :d] += g ⊗ X[i] and G[:, d] += g; the batch's first row overwrites G.
-
-    Overwriting instead of zeroing G before each batch saves a pass over the
-    parameters per update, which is most of the cost at batch size 1.
-    """
+def add_row(G, X, i, scale):
+    """``G[:d] += scale·X[i]`` and ``G[d] += scale``."""
     d = X.shape[1]
-    for k in range(G.shape[0]):
-        gk = g[k]
-        if first:
-            for j in range(d):
-                G[k, j] = X[i, j] * gk
-            G[k, d] = gk
-        else:
-            for j in range(d):
-                G[k, j] += X[i, j] * gk
-            G[k, d] += gk
+    for j in range(d):
+        G[j] += X[i, j] * scale
+    G[d] += scale
 
 
 # --- optimizers: in-place update of parameters p from gradient g -----------
@@ -328,7 +317,7 @@ def soft_threshold(w, threshold):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def update_output(p, g, s1, s2, cfg, eta, t):
     """One optimizer step on one output's parameters (weights, then intercept).
 
@@ -353,63 +342,282 @@ def update_output(p, g, s1, s2, cfg, eta, t):
             p[j] = soft_threshold(p[j], shrink)
 
 
-@_jit(inline="always")
+@_jit
 def apply_update(P, G, state, cfg, eta, t):
     """One optimizer step on every parameter from the batch's mean gradient G."""
-    # K = 1 spelled out: LLVM vectorises the update far better without the loop.
-    if P.shape[0] == 1:
-        update_output(P[0], G[0], state[0, 0], state[1, 0], cfg, eta, t)
-        return
     for k in range(P.shape[0]):
         update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
 
 
 # --- the epoch ---------------------------------------------------------------
 
+# Rows per partial gradient of a batch larger than this: the unit of work the
+# threads share out, and of the summation, which adds the partial gradients
+# in chunk order whatever the thread count. Results are therefore identical
+# for any n_threads (bit for bit), and one chunk (8 to 512 KB of X at d = 64
+# to 64 x 1000) keeps a thread busy far longer than the cost of starting it.
+CHUNK_ROWS = 1024
+# Partial gradients held at once: the summation waits for every chunk of a
+# wave, so a wave must hold several chunks per thread, and its buffer
+# (WAVE_CHUNKS x K x (d + 1) floats) stays small.
+WAVE_CHUNKS = 64
+
 
 @_jit
-def run_epoch(X, y, order, P, state, cfg, lr, t0):
-    """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``."""
+def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
+    """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
+
+    ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
+    (``cfg.prefetch``) announces the rows it will read a few steps ahead.
+    """
     n_rows = order.shape[0]
-    batch_size = cfg.batch_size
-    n_batches = n_rows // batch_size
-    if n_rows % batch_size and not cfg.drop_last:
-        n_batches += 1
-    K = P.shape[0]
-    # float64 whatever the dtype: a float32 sum of a batch's rows would not
-    # cancel to exactly 0, and adaptive optimizers turn ~1e-9 into a full step.
-    G = np.empty(P.shape)
-    z = np.empty(K)
-    g = np.empty(K)
+    G[...] = 0.0
     total = 0.0
-    t = t0
-    for batch in range(n_batches):
-        start = batch * batch_size
-        stop = min(start + batch_size, n_rows)
-        # Each row's derivative is divided by m before it is summed, so G is the
-        # mean gradient without another pass over the parameters.
-        inv_m = 1.0 / (stop - start)
-        batch_loss = 0.0
+    if P.shape[0] == 1:
+        p, Gp = P[0], G[0]
+        loss, epsilon = cfg.loss, cfg.epsilon
         for r in range(start, stop):
-            if r + PREFETCH_DISTANCE < n_rows:
+            if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
                 ahead = order[r + PREFETCH_DISTANCE]
                 prefetch_row(X, ahead)
                 prefetch_row(y, ahead)
             i = order[r]
-            predict_row(X, i, P, z)
-            batch_loss += loss_dloss(cfg, z, y[i], g)
-            for k in range(K):
-                g[k] *= inv_m
-            accumulate_row(X, i, g, G, r == start)
+            value, slope = loss_and_derivative(loss, row_score(X, i, p), y[i], epsilon)
+            total += value
+            add_row(Gp, X, i, slope * inv_m)
+        return total
+    for r in range(start, stop):
+        if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
+            ahead = order[r + PREFETCH_DISTANCE]
+            prefetch_row(X, ahead)
+            prefetch_row(y, ahead)
+        i = order[r]
+        for k in range(P.shape[0]):
+            z[k] = row_score(X, i, P[k])
+        total += multinomial_loss_dloss(z, int(y[i]), g)
+        for k in range(P.shape[0]):
+            add_row(G[k], X, i, g[k] * inv_m)
+    return total
+
+
+@_jit(inline="always")
+def add_chunks(G, parts, losses, wave, wave_chunks):
+    """Add a wave's partial gradients into G in chunk order; return their loss sum."""
+    total = 0.0
+    for c in range(wave_chunks):
+        total += losses[c]
+        if wave == 0 and c == 0:
+            G[...] = parts[0]
+        else:
+            for k in range(G.shape[0]):
+                for j in range(G.shape[1]):
+                    G[k, j] += parts[c, k, j]
+    return total
+
+
+@_jit(parallel=True)
+def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m):
+    """One wave of chunks' partial gradients on the threads (Numba's count, set by the caller)."""
+    for c in prange(wave_chunks):
+        first = start + (wave + c) * CHUNK_ROWS
+        z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
+        losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
+                                  parts[c], cfg, inv_m, z, g)  # fmt: skip
+
+
+@_jit(inline="always")
+def batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads):
+    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
+
+    Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
+    own (``parts``, a wave of them at a time), and the partials are added in
+    chunk order, so the result does not depend on the thread count. With
+    ``threads`` None the chunks run in a plain loop: a parallel region costs
+    ~10 µs per batch, for nothing; and Numba then compiles no parallel code
+    (the branch is pruned for a None argument), which saves seconds of the
+    first compilation. An empty ``parts`` means: never split (hogwild).
+    One call of ``rows_gradient`` serves every case, so it is compiled once.
+    """
+    n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
+    whole = n_chunks == 1 or parts.shape[0] == 0
+    wave_size = 1 if whole else parts.shape[0]
+    total = 0.0
+    for wave in range(0, 1 if whole else n_chunks, wave_size):
+        wave_chunks = min(wave_size, n_chunks - wave)
+        if threads is None or whole:
+            for c in range(wave_chunks):
+                first = start + (wave + c) * CHUNK_ROWS
+                last = stop if whole else min(first + CHUNK_ROWS, stop)
+                part = G if whole else parts[c]
+                loss = rows_gradient(X, y, order, first, last, P, part, cfg, inv_m, z, g)
+                if whole:
+                    return loss
+                losses[c] = loss
+        else:
+            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses,
+                            cfg, inv_m)  # fmt: skip
+        total += add_chunks(G, parts, losses, wave, wave_chunks)
+    return total
+
+
+@_jit(inline="always")
+def sgd_row_step(X, i, y_i, p, cfg, lr, t):
+    """Batch size 1 with plain SGD, fused: score, loss and update in two passes over the row.
+
+    The same arithmetic as ``add_row`` + ``update_output``, without the
+    gradient buffer in between: at batch size 1 that buffer's writing and
+    reading cost as much as the row itself. Returns (loss, whether updated).
+    """
+    value, slope = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon)
+    if not math.isfinite(value):
+        return value
+    eta = learning_rate(lr, t, cfg.power_t)
+    d = X.shape[1]
+    l2, shrink = cfg.l2, eta * cfg.l1
+    if shrink > 0.0:
+        for j in range(d):
+            p[j] = soft_threshold(p[j] - eta * (X[i, j] * slope + l2 * p[j]), shrink)
+    else:
+        for j in range(d):
+            p[j] -= eta * (X[i, j] * slope + l2 * p[j])
+    if cfg.fit_intercept:
+        p[d] -= eta * slope
+    return value
+
+
+@_jit(inline="always")
+def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g, parts, losses,
+                threads):  # fmt: skip
+    """Batches ``first..last-1`` of the epoch: (sum of their mean losses, updates made).
+
+    Update number ``t`` advances by ``stride`` per update (1, or the thread
+    count of hogwild, whose threads share the count). Stops before the update
+    of a batch whose loss is not finite and returns that loss instead.
+    ``parts``, ``losses`` and ``threads``: see ``batch_gradient``.
+    """
+    n_rows = order.shape[0]
+    batch_size = cfg.batch_size
+    fused = P.shape[0] == 1 and cfg.optimizer == OPT_SGD
+    total = 0.0
+    t = t0
+    for batch in range(first, last):
+        start = batch * batch_size
+        stop = min(start + batch_size, n_rows)
+        if stop - start == 1 and fused:
+            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
+                ahead = order[start + PREFETCH_DISTANCE]
+                prefetch_row(X, ahead)
+                prefetch_row(y, ahead)
+            i = order[start]
+            value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t + stride)
+            if not math.isfinite(value):
+                return value, (t - t0) // stride
+            t += stride
+            total += value
+            continue
+        # Each row's derivative is divided by m before it is summed, so G is the
+        # mean gradient without another pass over the parameters.
+        inv_m = 1.0 / (stop - start)
+        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts,
+                                    losses, threads)  # fmt: skip
         if not math.isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
-            return batch_loss, t - t0
-        t += 1
-        eta = learning_rate(lr, t, cfg.power_t)
-        apply_update(P, G, state, cfg, eta, t)
+            return batch_loss, (t - t0) // stride
+        t += stride
+        apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
         total += batch_loss * inv_m
-    return total / n_batches, t - t0
+    return total, (t - t0) // stride
+
+
+@_jit(inline="always")
+def batch_count(n_rows, cfg):
+    n_batches = n_rows // cfg.batch_size
+    if n_rows % cfg.batch_size and not cfg.drop_last:
+        n_batches += 1
+    return n_batches
+
+
+@_jit
+def epoch_kernel(X, y, order, P, state, cfg, lr, t0, threads):
+    """The compiled epoch of :func:`run_epoch`."""
+    n_batches = batch_count(order.shape[0], cfg)
+    # float64 whatever the dtype: a float32 sum of a batch's rows would not
+    # cancel to exactly 0, and adaptive optimizers turn ~1e-9 into a full step.
+    G = np.empty(P.shape)
+    z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
+    n_chunks = (cfg.batch_size + CHUNK_ROWS - 1) // CHUNK_ROWS
+    parts = np.empty((min(n_chunks, WAVE_CHUNKS) if n_chunks > 1 else 0,) + P.shape)
+    losses = np.empty(parts.shape[0])
+    total, n_updates = run_batches(
+        X, y, order, P, state, cfg, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, threads
+    )
+    if not math.isfinite(total):
+        return total, n_updates
+    return total / n_batches, n_updates
+
+
+@_jit(parallel=True)
+def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
+    """The compiled epoch of :func:`run_epoch_hogwild`.
+
+    Hogwild (Niu et al., 2011): each thread runs its own contiguous share of
+    the epoch's batches and writes its updates straight into ``P`` and
+    ``state`` while the others read them. Fast for small batches, where a
+    data-parallel gradient has too little work per batch to share, and not
+    deterministic: the interleaving of the threads' reads and writes changes
+    from run to run. Update numbers (invscaling, Adam's bias correction) are
+    counted per thread, scaled by the thread count.
+    """
+    n_batches = batch_count(order.shape[0], cfg)
+    n_workers = max(1, min(cfg.n_threads, n_batches))
+    losses = np.zeros(n_workers)
+    updates = np.zeros(n_workers, dtype=np.int64)
+    for w in prange(n_workers):
+        G = np.empty(P.shape)
+        z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
+        no_parts = np.empty((0,) + P.shape)
+        losses[w], updates[w] = run_batches(
+            X, y, order, P, state, cfg, lr, t0 + w,
+            n_batches * w // n_workers, n_batches * (w + 1) // n_workers,
+            n_workers, G, z, g, no_parts, np.empty(0), None,
+        )  # fmt: skip
+    total = losses.sum()
+    if not math.isfinite(total):
+        return total, updates.sum()
+    return total / n_batches, updates.sum()
+
+
+def run_epoch(X, y, order, P, state, cfg, lr, t0):
+    """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
+
+    Batches of more than CHUNK_ROWS rows have their gradient computed by
+    ``cfg.n_threads`` threads, with the same result for any count.
+    """
+    if cfg.n_threads == 1:
+        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, None)
+    with numba_threads(cfg.n_threads):
+        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, cfg.n_threads)
+
+
+def run_epoch_hogwild(X, y, order, P, state, cfg, lr, t0):
+    """One epoch on ``cfg.n_threads`` lock-free threads; see ``hogwild_kernel``."""
+    with numba_threads(cfg.n_threads):
+        return hogwild_kernel(X, y, order, P, state, cfg, lr, t0)
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads):
+    """Numba's thread count for the calling thread, put back afterwards.
+
+    Set from Python: a kernel that sets it itself cannot be cached.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 # The CSR twin of run_epoch lives in its own file; the backend exposes both.

@@ -29,12 +29,13 @@ import math
 
 import numpy as np
 
-from .._config import OPT_SGD, SPARSE_DENSE
+from .._config import LOSS_MULTINOMIAL, OPT_SGD, SPARSE_DENSE
 from ._numba import (
     _jit,
     apply_update,
     learning_rate,
-    loss_dloss,
+    loss_and_derivative,
+    multinomial_loss_dloss,
     prefetch_row,
     update_output,
 )
@@ -64,7 +65,17 @@ def update_mode(cfg):
     return UPDATE_TOUCHED
 
 
-# --- one row: prefetch, prediction and gradient accumulation ------------------
+# --- one row: prefetch, prediction, loss and gradient accumulation ------------
+
+
+@_jit(inline="always")
+def loss_dloss(cfg, z, y, g):
+    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
+    if cfg.loss == LOSS_MULTINOMIAL:
+        return multinomial_loss_dloss(z, int(y), g)
+    loss, dz = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon)
+    g[0] = dz
+    return loss
 
 
 @_jit(inline="always")

@@ -1,0 +1,119 @@
+"""Epoch rows/s against the memory floor, for every shuffle mode (`make bench-floor`).
+
+The figures behind the speed targets of the README's Performance section, all
+measured in one run on the built-in problem (squared_error, plain SGD,
+Numba backend): for each dtype,
+
+- the memory floor: rows/s of reading X once sequentially, and once in a
+  shuffled row order;
+- the epoch rows/s of ``shuffle=False``, ``'batches'`` and ``True`` at each
+  batch size, with the share of the floor each should be compared with
+  (sequential for False and 'batches', shuffled for True);
+- batch size 1 against batch size 4096, and float32 against float64;
+- threads: ``n_threads`` = every CPU against one, for the data-parallel
+  gradient of large batches and for ``parallel='hogwild'`` at small ones.
+
+Each rate is the median over the epochs after the first (which compiles or
+loads the kernels and warms the caches).
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+import fastgd
+from fastgd._engine import row_order_dtype
+from fastgd._synthetic import make_problem
+from fastgd._validation import usable_cpu_count
+
+from ._common import machine_info, machine_line, memory_floor
+
+MODES = (False, "batches", True)
+
+
+def epoch_rate(X, y, epochs, **settings):
+    """Median rows/s of a fit's epochs after the first."""
+    result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, **settings)
+    return X.shape[0] / float(np.median(result.epoch_seconds[1:]))
+
+
+def mode_name(mode):
+    return {False: "False", "batches": "'batches'", True: "True"}[mode]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+",
+                        default=[1, 8, 32, 256, 4096, 0], help="0 = the whole data set")  # fmt: skip
+    parser.add_argument("--thread-batch-sizes", type=int, nargs="+", default=[4096, 16384, 0])
+    parser.add_argument("--hogwild-batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--backend", default="numba")
+    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    batch_sizes = list(dict.fromkeys(min(b or args.n, args.n) for b in args.batch_sizes))
+    threads = usable_cpu_count()
+
+    print(machine_line(threads))
+    print(f"problem: n={args.n:,} d={args.d}, squared_error, sgd, {args.backend}, "
+          f"median of {args.epochs - 1} epochs\n")  # fmt: skip
+    figures = {"machine": machine_info(threads), "args": vars(args), "dtypes": {}}
+    rates = {}
+    for dtype in args.dtypes:
+        X, y = make_problem(args.n, args.d, dtype=np.dtype(dtype).type)
+        order = np.random.default_rng(0).permutation(args.n).astype(row_order_dtype(args.n))
+        floor = memory_floor(X, order)
+        floors = {False: floor["sequential"]["rows_per_s"], "batches": floor["sequential"]["rows_per_s"],
+                  True: floor["shuffled"]["rows_per_s"]}  # fmt: skip
+        print(f"{dtype}: floor sequential {floors[False] / 1e6:.1f}M rows/s, "
+              f"shuffled {floors[True] / 1e6:.1f}M rows/s")  # fmt: skip
+        for batch_size in batch_sizes:
+            cells = []
+            for mode in MODES:
+                rate = epoch_rate(X, y, args.epochs, batch_size=batch_size, shuffle=mode,
+                                  backend=args.backend)  # fmt: skip
+                rates[dtype, mode, batch_size] = rate
+                cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({rate / floors[mode]:.2f})")
+            print(f"  batch {batch_size:>7}: " + "  ".join(cells))
+        if 1 in batch_sizes and 4096 in batch_sizes:
+            cells = [f"{mode_name(m)} {rates[dtype, m, 1] / rates[dtype, m, 4096]:.2f}" for m in MODES]
+            print("  batch 1 / batch 4096: " + ", ".join(cells))
+        figures["dtypes"][dtype] = {
+            "floor": floor,
+            "rows_per_s": {f"{mode_name(m)}@{b}": rates[dtype, m, b]
+                           for m in MODES for b in batch_sizes},  # fmt: skip
+        }
+    if {"float64", "float32"} <= set(args.dtypes):
+        print("float32 / float64:")
+        for batch_size in batch_sizes:
+            cells = [f"{mode_name(m)} {rates['float32', m, batch_size] / rates['float64', m, batch_size]:.2f}"
+                     for m in MODES]  # fmt: skip
+            print(f"  batch {batch_size:>7}: " + ", ".join(cells))
+
+    X, y = make_problem(args.n, args.d)
+    print(f"\nthreads: {threads} against 1, float64")
+    figures["threads"] = {}
+    for parallel, sizes, shuffle in (("data", args.thread_batch_sizes, False),
+                                     ("hogwild", args.hogwild_batch_sizes, True)):  # fmt: skip
+        for batch_size in [b or args.n for b in sizes]:
+            one, many = (
+                epoch_rate(X, y, args.epochs, batch_size=batch_size, shuffle=shuffle,
+                           backend=args.backend, n_threads=count, parallel=parallel)
+                for count in (1, threads)
+            )  # fmt: skip
+            figures["threads"][f"{parallel}@{batch_size}"] = {"1": one, str(threads): many}
+            print(f"  parallel={parallel!r:<10} shuffle={mode_name(shuffle):<6} batch {batch_size:>7}: "
+                  f"{one / 1e6:6.2f}M -> {many / 1e6:6.2f}M rows/s ({many / one:.2f}x)")  # fmt: skip
+    print("(x.xx) after a rate = its share of the floor: sequential for False and 'batches', "
+          "shuffled for True")  # fmt: skip
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(figures, f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""n_threads and parallel='hogwild': speed never changes the data-parallel result.
+
+A batch of more than CHUNK_ROWS rows is cut into fixed chunks whose partial
+gradients are added in chunk order, so any thread count gives the same bits;
+hogwild's lock-free threads do not, and are tested for convergence instead.
+"""
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd._synthetic import make_problem
+from fastgd.backends._numba import CHUNK_ROWS
+from support import REFERENCE_BACKEND, assert_same_fit, rtol_for
+
+# Just over one chunk, several chunks with a partial last one, and whole-data
+# batches of more than one wave of partial gradients (64 chunks) are not
+# needed: the wave only bounds memory, the order of the sum is the chunks'.
+BATCH_SIZES = [CHUNK_ROWS + 6, 2 * CHUNK_ROWS + 500, None]
+N_SAMPLES = 3 * CHUNK_ROWS + 217
+
+LOSS_TASKS = {"squared_error": "regression", "log_loss": "binary", "multinomial": "multiclass"}
+
+
+def problem(loss, dtype, n=N_SAMPLES, d=7):
+    X, y = make_problem(n, d, task=LOSS_TASKS[loss], n_classes=3,
+                        dtype=dtype, random_state=2)  # fmt: skip
+    return X, y
+
+
+def assert_bit_identical(a, b):
+    np.testing.assert_array_equal(a.coef, b.coef, strict=True)
+    np.testing.assert_array_equal(a.intercept, b.intercept, strict=True)
+    assert a.loss_history == b.loss_history
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids=["chunk+6", "2.5chunks", "all"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("loss", list(LOSS_TASKS))
+def test_any_thread_count_gives_the_same_bits(compiled_backend, dtype, loss, optimizer,
+                                             batch_size):  # fmt: skip
+    X, y = problem(loss, dtype)
+    settings = dict(loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=3,
+                    lr=0.05, penalty="elasticnet", alpha=1e-3, random_state=0,
+                    backend=compiled_backend)  # fmt: skip
+    one = fastgd.fit(X, y, n_threads=1, **settings)
+    for n_threads in (2, 3, -1):
+        assert_bit_identical(fastgd.fit(X, y, n_threads=n_threads, **settings), one)
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids=["chunk+6", "2.5chunks", "all"])
+@pytest.mark.parametrize("loss", list(LOSS_TASKS))
+def test_threaded_batches_match_the_reference(compiled_backend, dtype, loss, batch_size):
+    X, y = problem(loss, dtype)
+    settings = dict(loss=loss, optimizer="adam", batch_size=batch_size, epochs=2, lr=0.05,
+                    random_state=0)  # fmt: skip
+    result = fastgd.fit(X, y, backend=compiled_backend, n_threads=2, **settings)
+    expected = fastgd.fit(X, y, backend=REFERENCE_BACKEND, n_threads=2, **settings)
+    assert_same_fit(result, expected, rtol_for(dtype))
+
+
+def test_the_reference_ignores_n_threads():
+    X, y = problem("squared_error", np.float64)
+    fits = [fastgd.fit(X, y, backend=REFERENCE_BACKEND, batch_size=2000, epochs=1,
+                       random_state=0, n_threads=n) for n in (1, 2)]  # fmt: skip
+    assert_bit_identical(*fits)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 32])
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss"])
+def test_hogwild_converges_like_one_thread(compiled_backend, loss, batch_size):
+    X, y = problem(loss, np.float64, n=4000)
+    settings = dict(loss=loss, batch_size=batch_size, epochs=8, lr=0.02, random_state=0,
+                    backend=compiled_backend)  # fmt: skip
+    serial = fastgd.fit(X, y, **settings)
+    hogwild = fastgd.fit(X, y, n_threads=2, parallel="hogwild", **settings)
+    assert np.isfinite(hogwild.coef).all()
+    assert hogwild.n_updates == serial.n_updates
+    assert len(hogwild.loss_history) == 8
+    # Lock-free updates perturb the path, not where it leads.
+    assert hogwild.loss_history[-1] == pytest.approx(serial.loss_history[-1], rel=0.05, abs=1e-3)
+    gap = np.linalg.norm(hogwild.coef - serial.coef) / np.linalg.norm(serial.coef)
+    assert gap < 0.1
+
+
+def test_hogwild_on_one_thread_is_the_serial_epoch(compiled_backend):
+    X, y = problem("squared_error", np.float64, n=500)
+    settings = dict(batch_size=4, epochs=2, random_state=0, backend=compiled_backend)
+    assert_bit_identical(fastgd.fit(X, y, n_threads=1, parallel="hogwild", **settings),
+                         fastgd.fit(X, y, **settings))  # fmt: skip
+
+
+def test_hogwild_needs_a_compiled_backend():
+    X, y = problem("squared_error", np.float64, n=50)
+    with pytest.raises(ValueError, match="parallel='hogwild' needs a compiled backend"):
+        fastgd.fit(X, y, backend="numpy", parallel="hogwild", n_threads=2)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(n_threads=0), ValueError, "n_threads must be an integer >= 1, or -1 for every CPU; got 0"),
+    (dict(n_threads=-2), ValueError, "got -2"),
+    (dict(n_threads=1.5), TypeError, "n_threads must be an integer"),
+    (dict(parallel="hogwlid"), ValueError, "Did you mean 'hogwild'?"),
+    (dict(parallel=None), ValueError, "parallel=None is not supported; expected one of 'data', 'hogwild'"),
+])  # fmt: skip
+def test_bad_thread_settings_are_refused(backend, kwargs, error, message):
+    X, y = problem("squared_error", np.float64, n=50)
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fastgd.fit(X, y, backend=backend, **kwargs)
+
+
+@pytest.mark.parametrize("estimator", ["MiniBatchRegressor", "MiniBatchClassifier"])
+def test_estimators_take_thread_settings(estimator):
+    pytest.importorskip("sklearn")
+    loss = "squared_error" if estimator == "MiniBatchRegressor" else "log_loss"
+    X, y = problem(loss, np.float64)
+    model = getattr(fastgd, estimator)
+    fits = [model(batch_size=1500, epochs=2, tol=None, random_state=0, n_threads=n).fit(X, y)
+            for n in (1, 2)]  # fmt: skip
+    np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    hogwild = model(batch_size=4, epochs=2, tol=None, random_state=0, n_threads=2,
+                    parallel="hogwild").fit(X, y)  # fmt: skip
+    assert np.isfinite(hogwild.coef_).all()
+    with pytest.raises(ValueError, match="n_threads"):
+        model(n_threads=0).fit(X, y)
