@@ -7,10 +7,10 @@ imported or compiled:
 - ``import fastgd`` plus a first small ``fit`` (float64, Numba), with the
   Numba cache cold (an empty cache directory: everything compiles) and warm
   (the same directory again: everything loads);
-- memory: the peak resident memory a fit adds on top of its X (float32,
-  ``--memory-gb`` of it), for X in memory and for X an ``np.memmap`` of a
-  file, whose pages the kernel maps as it reads them (not counted as the
-  process's own memory: the anonymous part is what a copy would show in).
+- memory: the peak of the process's own (anonymous) memory during a fit,
+  over its level before, on a float32 X of ``--memory-gb``: X in memory,
+  and X an ``np.memmap`` of a file (whose pages are the file's, mapped as
+  the kernel reads them; a copy of X would show as anonymous memory).
 """
 
 import argparse
@@ -33,33 +33,47 @@ FIRST_FIT = textwrap.dedent("""
     print(time.perf_counter() - t)
 """)
 
-MEMORY = textwrap.dedent("""
-    import resource, sys, numpy as np, fastgd
-    n, d, path = int(sys.argv[1]), 64, sys.argv[2]
-
-    def anonymous_kb():
-        with open("/proc/self/status") as status:
-            fields = dict(line.split(":", 1) for line in status)
-        return int(fields["RssAnon"].split()[0])
-
-    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+WRITE_X = textwrap.dedent("""
+    import sys, numpy as np
+    n, path = int(sys.argv[1]), sys.argv[2]
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 64))
     for start in range(0, n, 1 << 20):
         chunk = X[start:start + (1 << 20)]
         chunk[...] = np.random.default_rng(start).standard_normal(chunk.shape, np.float32)
-    X.flush(); del X
-    y = np.ones(n, dtype=np.float32)
-    fastgd.fit(np.zeros((64, d), np.float32), np.ones(64, np.float32), epochs=1)  # compile
-    for kind in ("in memory", "np.memmap"):
-        X = np.load(path, mmap_mode="r")
-        if kind == "in memory":
-            X = np.array(X)
-        before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        before_anon = anonymous_kb()
-        fastgd.fit(X, y, epochs=1, batch_size=256, lr=1e-4, random_state=0)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        grown = max(peak - before_peak, anonymous_kb() - before_anon) * 1024
-        print(kind, X.nbytes, grown, sep="|")
-        del X
+    X.flush()
+""")
+
+# Anonymous memory (the process's own, not a mapped file's pages) is sampled
+# every millisecond during the fit; its peak over the level before the fit is
+# what the fit allocated, a copy of X included, however briefly it lived.
+MEMORY = textwrap.dedent("""
+    import sys, threading, time, numpy as np, fastgd
+    path, kind = sys.argv[1], sys.argv[2]
+
+    def anonymous_bytes():
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+
+    X = np.load(path, mmap_mode="r")
+    if kind == "in memory":
+        X = np.array(X)
+    y = np.ones(X.shape[0], dtype=np.float32)
+    fastgd.fit(X[:64], y[:64], epochs=1)  # compiles (or loads) the kernels first
+    before, peak, done = anonymous_bytes(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], anonymous_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    fastgd.fit(X, y, epochs=1, batch_size=256, lr=1e-4, random_state=0)
+    done.set()
+    sampler.join()
+    print(kind, X.nbytes, max(peak[0], anonymous_bytes()) - before, sep="|")
 """)
 
 
@@ -90,12 +104,13 @@ def main(argv=None):
     if args.memory_gb > 0:
         n = int(args.memory_gb * 2**30 / (64 * 4))
         with tempfile.TemporaryDirectory() as folder:
-            lines = run(MEMORY, str(n), os.path.join(folder, "X.npy"))
-        for line in filter(None, lines):
-            kind, nbytes, grown = line.split("|")
-            nbytes, grown = int(nbytes), int(grown)
-            print(f"fit on float32 X {kind} ({nbytes / 2**30:.2f} GiB): memory grew by "
-                  f"{grown / 2**20:.0f} MiB = {grown / nbytes:.1%} of X")  # fmt: skip
+            path = os.path.join(folder, "X.npy")
+            run(WRITE_X, str(n), path)
+            for kind in ("in memory", "np.memmap"):
+                kind, nbytes, grown = run(MEMORY, path, kind)[0].split("|")
+                nbytes, grown = int(nbytes), int(grown)
+                print(f"fit on float32 X {kind} ({nbytes / 2**30:.2f} GiB): its own memory "
+                      f"grew by {grown / 2**20:.0f} MiB at the peak = {grown / nbytes:.1%} of X")  # fmt: skip
 
 
 if __name__ == "__main__":
