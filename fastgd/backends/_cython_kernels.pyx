@@ -135,6 +135,19 @@ cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes) noexcept no
     prefetch(start + row_bytes - 1)
 
 
+cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t r) except -1 nogil:
+    """Prefetch the row (of X and y) that the epoch reads PREFETCH_DISTANCE steps after ``r``.
+
+    ``except -1``: in the debug build, an out-of-range row raises IndexError here.
+    """
+    cdef Py_ssize_t ahead
+    if r + PREFETCH_DISTANCE < order.shape[0]:
+        ahead = order[r + PREFETCH_DISTANCE]
+        prefetch_row(&X[ahead, 0], X.strides[0])
+        prefetch_row(&y[ahead], y.strides[0])
+    return 0
+
+
 # --- losses: value and derivative with respect to the prediction p ----------
 # Numba's ``max(x, 0.0)`` is Python's max, ``0.0 if 0.0 > x else x``; it is
 # written out so, which keeps a NaN loss NaN as in the Numba kernel.
@@ -435,10 +448,8 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
     if K == 1:
         p, Gp = &P[0, 0], &G[0, 0]
         for r in range(start, stop):
-            if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
-                ahead = order[r + PREFETCH_DISTANCE]
-                prefetch_row(&X[ahead, 0], X.strides[0])
-                prefetch_row(&y[ahead], y.strides[0])
+            if cfg.prefetch:
+                prefetch_dense_row(X, y, order, r)
             i = order[r]
             # y[i] first: the debug build's bounds check of the row is here,
             # where it can raise (row_score cannot).
@@ -448,10 +459,8 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
             add_row(Gp, X, i, slope * inv_m)
         return total
     for r in range(start, stop):
-        if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
-            ahead = order[r + PREFETCH_DISTANCE]
-            prefetch_row(&X[ahead, 0], X.strides[0])
-            prefetch_row(&y[ahead], y.strides[0])
+        if cfg.prefetch:
+            prefetch_dense_row(X, y, order, r)
         i = order[r]
         y_i = y[i]
         for k in range(K):
@@ -561,10 +570,8 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         start = batch * batch_size
         stop = start + batch_size if start + batch_size < n_rows else n_rows
         if stop - start == 1 and fused:
-            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
-                ahead = order[start + PREFETCH_DISTANCE]
-                prefetch_row(&X[ahead, 0], X.strides[0])
-                prefetch_row(&y[ahead], y.strides[0])
+            if cfg.prefetch:
+                prefetch_dense_row(X, y, order, start)
             i = order[start]
             value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t + stride)
             if not isfinite(value):

@@ -107,6 +107,15 @@ def prefetch_row(typingctx, X, i):
     return sig, codegen
 
 
+@_jit(inline="always")
+def prefetch_dense_row(X, y, order, r):
+    """Prefetch the row (of X and y) that the epoch reads PREFETCH_DISTANCE steps after ``r``."""
+    if r + PREFETCH_DISTANCE < order.shape[0]:
+        ahead = order[r + PREFETCH_DISTANCE]
+        prefetch_row(X, ahead)
+        prefetch_row(y, ahead)
+
+
 # --- losses: value and derivative with respect to the prediction p ----------
 
 
@@ -395,20 +404,16 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
         p, Gp = P[0], G[0]
         loss, epsilon = cfg.loss, cfg.epsilon
         for r in range(start, stop):
-            if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
-                ahead = order[r + PREFETCH_DISTANCE]
-                prefetch_row(X, ahead)
-                prefetch_row(y, ahead)
+            if cfg.prefetch:
+                prefetch_dense_row(X, y, order, r)
             i = order[r]
             value, slope = loss_and_derivative(loss, row_score(X, i, p), y[i], epsilon)
             total += value
             add_row(Gp, X, i, slope * inv_m)
         return total
     for r in range(start, stop):
-        if cfg.prefetch and r + PREFETCH_DISTANCE < n_rows:
-            ahead = order[r + PREFETCH_DISTANCE]
-            prefetch_row(X, ahead)
-            prefetch_row(y, ahead)
+        if cfg.prefetch:
+            prefetch_dense_row(X, y, order, r)
         i = order[r]
         for k in range(P.shape[0]):
             z[k] = row_score(X, i, P[k])
@@ -513,10 +518,8 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         start = batch * batch_size
         stop = min(start + batch_size, n_rows)
         if stop - start == 1 and fused:
-            if cfg.prefetch and start + PREFETCH_DISTANCE < n_rows:
-                ahead = order[start + PREFETCH_DISTANCE]
-                prefetch_row(X, ahead)
-                prefetch_row(y, ahead)
+            if cfg.prefetch:
+                prefetch_dense_row(X, y, order, start)
             i = order[start]
             value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t + stride)
             if not math.isfinite(value):
