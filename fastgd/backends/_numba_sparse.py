@@ -33,6 +33,7 @@ from .._config import LOSS_MULTINOMIAL, OPT_SGD, SPARSE_DENSE
 from ._numba import (
     _jit,
     apply_update,
+    batch_count,
     learning_rate,
     loss_and_derivative,
     multinomial_loss_dloss,
@@ -266,9 +267,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
     """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
-    n_batches = n_rows // batch_size
-    if n_rows % batch_size and not cfg.drop_last:
-        n_batches += 1
+    n_batches = batch_count(n_rows, cfg)
     K = P.shape[0]
     d = P.shape[1] - 1
     mode = update_mode(cfg)
