@@ -437,12 +437,13 @@ def add_chunks(G, parts, losses, wave, wave_chunks):
     total = 0.0
     for c in range(wave_chunks):
         total += losses[c]
-        if wave == 0 and c == 0:
-            G[...] = parts[0]
-        else:
-            for k in range(G.shape[0]):
-                for j in range(G.shape[1]):
-                    G[k, j] += parts[c, k, j]
+        # Element by element, not ``G[...] = parts[0]``: an array assignment
+        # compiles Numba's shape-mismatch message, string formatting and all
+        # (3 s of the first compilation).
+        first = wave == 0 and c == 0
+        for k in range(G.shape[0]):
+            for j in range(G.shape[1]):
+                G[k, j] = parts[c, k, j] if first else G[k, j] + parts[c, k, j]
     return total
 
 
