@@ -9,7 +9,8 @@ import platform
 import time
 
 import numpy as np
-from numba import njit
+import numba
+from numba import njit, prange
 
 # Every keyword of ``check_fit_settings`` except batch_size and n_samples:
 # squared error, plain SGD at a constant rate, no penalty, one epoch.
@@ -91,6 +92,46 @@ def read_rows_in_order(X, order):
     return total
 
 
+@njit(cache=True, fastmath=_FASTMATH, parallel=True)
+def read_rows_on_threads(X, n_parts):
+    """``read_rows_sequentially`` with X cut into ``n_parts`` contiguous shares, one per thread."""
+    n = X.shape[0]
+    totals = np.zeros(n_parts)
+    for part in prange(n_parts):
+        total = 0.0
+        for i in range(n * part // n_parts, n * (part + 1) // n_parts):
+            row = X[i]
+            for j in range(row.shape[0]):
+                total += row[j]
+        totals[part] = total
+    return totals.sum()
+
+
+def best_seconds(read, repeats):
+    """The fastest of ``repeats`` calls of ``read()``, in seconds."""
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        read()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def threaded_memory_floor(X, threads, repeats=3):
+    """Rows/s of reading X once sequentially on ``threads`` threads, best of ``repeats``.
+
+    The ceiling of a data-parallel epoch: where one core already draws most
+    of the memory bus, a second adds little, whatever the kernel does.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        read_rows_on_threads(X[:threads], threads)
+        return X.shape[0] / best_seconds(lambda: read_rows_on_threads(X, threads), repeats)
+    finally:
+        numba.set_num_threads(previous)
+
+
 def memory_floor(X, order, repeats=3):
     """Time one read of X, sequentially and in the row order ``order``; best of ``repeats``.
 
@@ -119,11 +160,7 @@ def memory_floor(X, order, repeats=3):
     }
     floor = {"repeats": repeats}
     for name, read in passes.items():
-        best = np.inf
-        for _ in range(repeats):
-            started = time.perf_counter()
-            read()
-            best = min(best, time.perf_counter() - started)
+        best = best_seconds(read, repeats)
         floor[name] = {
             "seconds": best,
             "rows_per_s": X.shape[0] / best,

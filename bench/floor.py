@@ -6,12 +6,15 @@ Numba backend): for each dtype,
 
 - the memory floor: rows/s of reading X once sequentially, and once in a
   shuffled row order;
+- the epoch kernel's rate on rows that stay in cache: its arithmetic alone;
 - the epoch rows/s of ``shuffle=False``, ``'batches'`` and ``True`` at each
   batch size, with the share of the floor each should be compared with
   (sequential for False and 'batches', shuffled for True);
 - batch size 1 against batch size 4096, and float32 against float64;
 - threads: ``n_threads`` = every CPU against one, for the data-parallel
-  gradient of large batches and for ``parallel='hogwild'`` at small ones.
+  gradient of large batches and for ``parallel='hogwild'`` at small ones,
+  beside the same ratio for simply reading X (sequentially, on one thread
+  and on all of them): no data-parallel epoch can gain more than that.
 
 Each rate is the median over the epochs after the first (which compiles or
 loads the kernels and warms the caches).
@@ -25,9 +28,10 @@ import numpy as np
 import fastgd
 from fastgd._engine import row_order_dtype
 from fastgd._synthetic import make_problem
-from fastgd._validation import usable_cpu_count
+from fastgd._validation import check_fit_settings, usable_cpu_count
+from fastgd.backends import get_backend
 
-from ._common import machine_info, machine_line, memory_floor
+from ._common import SETTINGS, machine_info, machine_line, memory_floor, threaded_memory_floor, time_epoch
 
 MODES = (False, "batches", True)
 
@@ -36,6 +40,29 @@ def epoch_rate(X, y, epochs, **settings):
     """Median rows/s of a fit's epochs after the first."""
     result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, **settings)
     return X.shape[0] / float(np.median(result.epoch_seconds[1:]))
+
+
+# Rows of the in-cache figure: 8 MiB of float64 at d = 64, inside the L3 cache
+# of the machines we measure on, and ~300 µs of work per epoch, far above the
+# cost of calling the kernel.
+CACHED_ROWS = 16_384
+
+
+def cached_rate(X, y, batch_size, backend, repeats=21):
+    """Median rows/s of the epoch kernel (shuffle=False) over the first CACHED_ROWS rows, read again and again.
+
+    Those rows stay in cache, so this is the kernel's arithmetic alone: the
+    rate it would reach if memory cost nothing. An epoch from memory can only
+    approach the floor where this is well above it.
+    """
+    X, y = X[:CACHED_ROWS], y[:CACHED_ROWS]
+    n = X.shape[0]
+    order = np.arange(n, dtype=row_order_dtype(n))
+    cfg = check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
+    cfg = cfg._replace(prefetch=0)
+    kernels = get_backend(backend)
+    seconds = [time_epoch(kernels, X, y, order, cfg, 1)[0] for _ in range(repeats)]
+    return n / float(np.median(seconds[1:]))
 
 
 def mode_name(mode):
@@ -71,6 +98,10 @@ def main(argv=None):
                   True: floor["shuffled"]["rows_per_s"]}  # fmt: skip
         print(f"{dtype}: floor sequential {floors[False] / 1e6:.1f}M rows/s, "
               f"shuffled {floors[True] / 1e6:.1f}M rows/s")  # fmt: skip
+        cached = {b: cached_rate(X, y, b, args.backend) for b in (8, 256)}
+        print("  kernel on X in cache, shuffle=False: " + ", ".join(
+            f"batch {b} {rate / 1e6:.1f}M rows/s ({rate / floors[False]:.2f} x the floor)"
+            for b, rate in cached.items()))  # fmt: skip
         for batch_size in batch_sizes:
             cells = []
             for mode in MODES:
@@ -84,6 +115,7 @@ def main(argv=None):
             print("  batch 1 / batch 4096: " + ", ".join(cells))
         figures["dtypes"][dtype] = {
             "floor": floor,
+            "in_cache_rows_per_s": {str(b): rate for b, rate in cached.items()},
             "rows_per_s": {f"{mode_name(m)}@{b}": rates[dtype, m, b]
                            for m in MODES for b in batch_sizes},  # fmt: skip
         }
@@ -95,7 +127,10 @@ def main(argv=None):
             print(f"  batch {batch_size:>7}: " + ", ".join(cells))
 
     X, y = make_problem(args.n, args.d)
-    print(f"\nthreads: {threads} against 1, float64")
+    one_floor, many_floor = (threaded_memory_floor(X, count) for count in (1, threads))
+    print(f"\nthreads: {threads} against 1, float64; sequential floor {one_floor / 1e6:.1f}M rows/s "
+          f"on 1 thread, {many_floor / 1e6:.1f}M on {threads} ({many_floor / one_floor:.2f}x)")  # fmt: skip
+    figures["thread_floor"] = {"1": one_floor, str(threads): many_floor}
     figures["threads"] = {}
     for parallel, sizes, shuffle in (("data", args.thread_batch_sizes, False),
                                      ("hogwild", args.hogwild_batch_sizes, True)):  # fmt: skip

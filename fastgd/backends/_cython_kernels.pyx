@@ -77,10 +77,13 @@ cpdef enum:
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
-    /* read access (0), keep in every cache level (3): what the Numba kernel asks LLVM for */
+    /* read access (0), into every cache level (3) or L2 and below (2): what
+       _numba.prefetch_row and _numba.prefetch_row_to_l2 ask LLVM for */
     #define FASTGD_PREFETCH(address) __builtin_prefetch((address), 0, 3)
+    #define FASTGD_PREFETCH_TO_L2(address) __builtin_prefetch((address), 0, 2)
     #else
     #define FASTGD_PREFETCH(address) ((void)(address))
+    #define FASTGD_PREFETCH_TO_L2(address) ((void)(address))
     #endif
     /* setup.py defines it to 1 for the debug build (bounds checks on) */
     #ifndef FASTGD_CYTHON_DEBUG
@@ -88,6 +91,7 @@ cdef extern from *:
     #endif
     """
     void prefetch "FASTGD_PREFETCH"(const void *address) noexcept nogil
+    void prefetch_to_l2 "FASTGD_PREFETCH_TO_L2"(const void *address) noexcept nogil
     const int FASTGD_CYTHON_DEBUG
 
 # True in a build made with FASTGD_CYTHON_DEBUG=1 (bounds checking and
@@ -118,12 +122,13 @@ cdef struct KernelConfig:
     int sparse_update
 
 
-cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes) noexcept nogil:
-    """Ask the CPU to start loading the ``row_bytes`` bytes at ``row``.
+cdef inline void prefetch_row_to_l2(const void *row, Py_ssize_t row_bytes) noexcept nogil:
+    """Ask the CPU to start loading the ``row_bytes`` bytes at ``row`` into L2.
 
     A shuffled epoch reads rows at random addresses; the arithmetic of one row
     is too short for the out-of-order core to reach the next row's loads on
-    its own, so the epoch loop announces rows a few steps ahead.
+    its own, so the epoch loop announces rows a few steps ahead (into L2: see
+    ``_numba.prefetch_row_to_l2`` why).
     """
     cdef const char *start = <const char *>row
     cdef Py_ssize_t offset
@@ -131,8 +136,8 @@ cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes) noexcept no
     # need not start on a cache line (NumPy aligns data to 16 bytes), and the
     # line holding a row's tail would otherwise be a demand miss.
     for offset in range(0, row_bytes, 64):
-        prefetch(start + offset)
-    prefetch(start + row_bytes - 1)
+        prefetch_to_l2(start + offset)
+    prefetch_to_l2(start + row_bytes - 1)
 
 
 cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t r) except -1 nogil:
@@ -143,8 +148,8 @@ cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1]
     cdef Py_ssize_t ahead
     if r + PREFETCH_DISTANCE < order.shape[0]:
         ahead = order[r + PREFETCH_DISTANCE]
-        prefetch_row(&X[ahead, 0], X.strides[0])
-        prefetch_row(&y[ahead], y.strides[0])
+        prefetch_row_to_l2(&X[ahead, 0], X.strides[0])
+        prefetch_row_to_l2(&y[ahead], y.strides[0])
     return 0
 
 
