@@ -442,7 +442,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
 
     ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
     (``cfg.prefetch``) announces the rows it will read a few steps ahead.
-    Not inline: the threads and the one-thread loop of ``batch_gradient``
+    Not inline: the threads and the one-thread loop of ``chunked_gradient``
     run the same machine code, which keeps their sums identical.
     """
     cdef Py_ssize_t n = G.shape[1]
@@ -513,23 +513,21 @@ cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const 
     return 0
 
 
-cdef inline double batch_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
-    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
+cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
+    """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
     own (``parts``, a wave of them at a time), and the partials are added in
     chunk order, so the result does not depend on the thread count. With
     ``threads`` 1 (Numba's None) the chunks run in a plain loop: a parallel
-    region costs ~10 µs per batch, for nothing. An empty ``parts`` means:
-    never split (hogwild). ``scratch`` is the threads' z and g, per chunk.
+    region costs ~10 µs per batch, for nothing. ``scratch`` is the threads'
+    z and g, per chunk.
     """
     cdef Py_ssize_t n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef Py_ssize_t n_parts = parts.shape[0]
     cdef Py_ssize_t wave = 0
     cdef Py_ssize_t wave_chunks, c, first, last
     cdef double total = 0.0
-    if n_chunks == 1 or n_parts == 0:
-        return rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
     # range(0, n_chunks, n_parts): Cython needs a step of known sign for a C loop.
     while wave < n_chunks:
         wave_chunks = n_parts if n_parts < n_chunks - wave else n_chunks - wave
@@ -567,8 +565,9 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
     The updates made go to ``n_updates``. Update number ``t`` advances by
     ``stride`` per update (1, or the thread count of hogwild, whose threads
     share the count). Stops before the update of a batch whose loss is not
-    finite and returns that loss instead. ``parts``, ``losses``, ``threads``
-    and ``scratch``: see ``batch_gradient``.
+    finite and returns that loss instead. A batch of more than CHUNK_ROWS
+    rows is ``chunked_gradient``'s, with ``parts``, ``losses``, ``threads``
+    and ``scratch``; an empty ``parts`` means: never split (hogwild).
     """
     cdef Py_ssize_t n_rows = order.shape[0]
     cdef Py_ssize_t batch_size = cfg.batch_size
@@ -594,7 +593,11 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         # Each row's derivative is divided by m before it is summed, so G is the
         # mean gradient without another pass over the parameters.
         inv_m = 1.0 / (stop - start)
-        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads, scratch)
+        if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
+            # One pass over the batch (see _numba.run_batches).
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+        else:
+            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads, scratch)
         if not isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.

@@ -478,8 +478,8 @@ def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losse
 
 
 @_jit(inline="always")
-def batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads):
-    """``rows_gradient`` of one batch, chunk by chunk where it has more than CHUNK_ROWS rows.
+def chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads):
+    """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
     own (``parts``, a wave of them at a time), and the partials are added in
@@ -487,24 +487,17 @@ def batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, loss
     ``threads`` None the chunks run in a plain loop: a parallel region costs
     ~10 µs per batch, for nothing; and Numba then compiles no parallel code
     (the branch is pruned for a None argument), which saves seconds of the
-    first compilation. An empty ``parts`` means: never split (hogwild).
-    One call of ``rows_gradient`` serves every case, so it is compiled once.
+    first compilation.
     """
     n_chunks = (stop - start + CHUNK_ROWS - 1) // CHUNK_ROWS
-    whole = n_chunks == 1 or parts.shape[0] == 0
-    wave_size = 1 if whole else parts.shape[0]
     total = 0.0
-    for wave in range(0, 1 if whole else n_chunks, wave_size):
-        wave_chunks = min(wave_size, n_chunks - wave)
-        if threads is None or whole:
+    for wave in range(0, n_chunks, parts.shape[0]):
+        wave_chunks = min(parts.shape[0], n_chunks - wave)
+        if threads is None:
             for c in range(wave_chunks):
                 first = start + (wave + c) * CHUNK_ROWS
-                last = stop if whole else min(first + CHUNK_ROWS, stop)
-                part = G if whole else parts[c]
-                loss = rows_gradient(X, y, order, first, last, P, part, cfg, inv_m, z, g)
-                if whole:
-                    return loss
-                losses[c] = loss
+                losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
+                                          parts[c], cfg, inv_m, z, g)  # fmt: skip
         else:
             threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses,
                             cfg, inv_m)  # fmt: skip
@@ -536,7 +529,9 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
     Update number ``t`` advances by ``stride`` per update (1, or the thread
     count of hogwild, whose threads share the count). Stops before the update
     of a batch whose loss is not finite and returns that loss instead.
-    ``parts``, ``losses`` and ``threads``: see ``batch_gradient``.
+    A batch of more than CHUNK_ROWS rows is ``chunked_gradient``'s, with the
+    wave buffers ``parts`` and ``losses`` and the ``threads``; an empty
+    ``parts`` means: never split (hogwild).
     """
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
@@ -559,8 +554,13 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         # Each row's derivative is divided by m before it is summed, so G is the
         # mean gradient without another pass over the parameters.
         inv_m = 1.0 / (stop - start)
-        batch_loss = batch_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts,
-                                    losses, threads)  # fmt: skip
+        if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
+            # One pass over the batch: the common case, tested here rather
+            # than inside chunked_gradient (20% faster at batch size 8).
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+        else:
+            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts,
+                                          losses, threads)  # fmt: skip
         if not math.isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
