@@ -132,6 +132,41 @@ def threaded_memory_floor(X, threads, repeats=3):
         numba.set_num_threads(previous)
 
 
+@njit(cache=True, fastmath=_FASTMATH, parallel=True)
+def multiply_add_on_threads(n_parts, sweeps):
+    """``sweeps`` passes of a multiply-add over 64 floats held in L1, once per thread.
+
+    No memory traffic, no shared data: what each core's arithmetic alone does.
+    """
+    totals = np.zeros(n_parts)
+    for part in prange(n_parts):
+        a = np.full(64, part + 1.0)
+        for _ in range(sweeps):
+            for j in range(64):
+                a[j] = a[j] * 0.999999 + 1e-9
+        totals[part] = a.sum()
+    return totals.sum()
+
+
+def threaded_arithmetic_speedup(threads, sweeps=2_000_000, repeats=3):
+    """How much more arithmetic ``threads`` threads do than one, each with its own work.
+
+    ``threads`` where every thread has a physical core of its own; about 1
+    where the host runs a VM's CPUs as hyperthreads of one core, which then
+    share its arithmetic units (and which a VM cannot see from inside).
+    """
+    previous = numba.get_num_threads()
+    try:
+        seconds = {}
+        for count in (1, threads):
+            numba.set_num_threads(count)
+            multiply_add_on_threads(count, 1)
+            seconds[count] = best_seconds(lambda: multiply_add_on_threads(count, sweeps), repeats)
+        return threads * seconds[1] / seconds[threads]
+    finally:
+        numba.set_num_threads(previous)
+
+
 def memory_floor(X, order, repeats=3):
     """Time one read of X, sequentially and in the row order ``order``; best of ``repeats``.
 

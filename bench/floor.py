@@ -14,7 +14,8 @@ Numba backend): for each dtype,
 - threads: ``n_threads`` = every CPU against one, for the data-parallel
   gradient of large batches and for ``parallel='hogwild'`` at small ones,
   beside the same ratio for simply reading X (sequentially, on one thread
-  and on all of them): no data-parallel epoch can gain more than that.
+  and on all of them), which no data-parallel epoch can beat, and for
+  arithmetic alone (about 1 where the CPUs are hyperthreads of one core).
 
 Each rate is the median over the epochs after the first (which compiles or
 loads the kernels and warms the caches).
@@ -31,7 +32,15 @@ from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings, usable_cpu_count
 from fastgd.backends import get_backend
 
-from ._common import SETTINGS, machine_info, machine_line, memory_floor, threaded_memory_floor, time_epoch
+from ._common import (
+    SETTINGS,
+    machine_info,
+    machine_line,
+    memory_floor,
+    threaded_arithmetic_speedup,
+    threaded_memory_floor,
+    time_epoch,
+)
 
 MODES = (False, "batches", True)
 
@@ -128,9 +137,12 @@ def main(argv=None):
 
     X, y = make_problem(args.n, args.d)
     one_floor, many_floor = (threaded_memory_floor(X, count) for count in (1, threads))
+    arithmetic = threaded_arithmetic_speedup(threads)
     print(f"\nthreads: {threads} against 1, float64; sequential floor {one_floor / 1e6:.1f}M rows/s "
-          f"on 1 thread, {many_floor / 1e6:.1f}M on {threads} ({many_floor / one_floor:.2f}x)")  # fmt: skip
+          f"on 1 thread, {many_floor / 1e6:.1f}M on {threads} ({many_floor / one_floor:.2f}x); "
+          f"arithmetic alone {arithmetic:.2f}x")  # fmt: skip
     figures["thread_floor"] = {"1": one_floor, str(threads): many_floor}
+    figures["thread_arithmetic_speedup"] = arithmetic
     figures["threads"] = {}
     for parallel, sizes, shuffle in (("data", args.thread_batch_sizes, False),
                                      ("hogwild", args.hogwild_batch_sizes, True)):  # fmt: skip

@@ -93,6 +93,7 @@ def test_floor_reports_every_mode_batch_size_and_thread_figure(tmp_path, capsys)
                                               for b in (1, 8, 3000)}  # fmt: skip
     assert set(report["threads"]) == {"data@2048", "hogwild@4"}
     assert all(rate > 0 for rate in report["thread_floor"].values())
+    assert report["thread_arithmetic_speedup"] > 0
     text = capsys.readouterr().out
     assert "machine:" in text and "batch 1 / batch 4096" not in text  # 4096 > n: clipped
     assert "float32 / float64" in text and "parallel='hogwild'" in text
