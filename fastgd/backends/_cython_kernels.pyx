@@ -63,10 +63,12 @@ cpdef enum:
     OPT_ADAM = 5
     OPT_ADAMW = 6
 
-# Rows announced ahead of use in a shuffled epoch; the same value as
-# ``_numba.PREFETCH_DISTANCE`` (the tests hold the two together).
+# Rows announced ahead of use in a shuffled epoch, into L2 and then into L1;
+# the values of ``_numba.PREFETCH_DISTANCE`` and ``_numba.PREFETCH_L1_DISTANCE``
+# (the tests hold them together).
 cpdef enum:
     PREFETCH_DISTANCE = 8
+    PREFETCH_L1_DISTANCE = 3
 
 # Rows per partial gradient of a large batch, and partials held at once; the
 # values of ``_numba.CHUNK_ROWS`` and ``_numba.WAVE_CHUNKS`` (see there why).
@@ -122,13 +124,14 @@ cdef struct KernelConfig:
     int sparse_update
 
 
-cdef inline void prefetch_row_to_l2(const void *row, Py_ssize_t row_bytes) noexcept nogil:
-    """Ask the CPU to start loading the ``row_bytes`` bytes at ``row`` into L2.
+cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes, bint to_l2) noexcept nogil:
+    """Ask the CPU to start loading the ``row_bytes`` bytes at ``row``, into L2 alone or into L1.
 
     A shuffled epoch reads rows at random addresses; the arithmetic of one row
     is too short for the out-of-order core to reach the next row's loads on
-    its own, so the epoch loop announces rows a few steps ahead (into L2: see
-    ``_numba.prefetch_row_to_l2`` why).
+    its own, so the epoch loop announces rows a few steps ahead (see
+    ``_numba.prefetch_row_to_l2`` why to L2 first). ``to_l2`` is a constant
+    at every call, so the branch folds away.
     """
     cdef const char *start = <const char *>row
     cdef Py_ssize_t offset
@@ -136,20 +139,32 @@ cdef inline void prefetch_row_to_l2(const void *row, Py_ssize_t row_bytes) noexc
     # need not start on a cache line (NumPy aligns data to 16 bytes), and the
     # line holding a row's tail would otherwise be a demand miss.
     for offset in range(0, row_bytes, 64):
-        prefetch_to_l2(start + offset)
-    prefetch_to_l2(start + row_bytes - 1)
+        if to_l2:
+            prefetch_to_l2(start + offset)
+        else:
+            prefetch(start + offset)
+    if to_l2:
+        prefetch_to_l2(start + row_bytes - 1)
+    else:
+        prefetch(start + row_bytes - 1)
 
 
 cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t r) except -1 nogil:
-    """Prefetch the row (of X and y) that the epoch reads PREFETCH_DISTANCE steps after ``r``.
+    """Prefetch the rows (of X and y) the epoch reads PREFETCH_DISTANCE and PREFETCH_L1_DISTANCE steps after ``r``.
+
+    The first into L2, the second, which the first brought there, on into L1.
 
     ``except -1``: in the debug build, an out-of-range row raises IndexError here.
     """
-    cdef Py_ssize_t ahead
+    cdef Py_ssize_t ahead, near
     if r + PREFETCH_DISTANCE < order.shape[0]:
         ahead = order[r + PREFETCH_DISTANCE]
-        prefetch_row_to_l2(&X[ahead, 0], X.strides[0])
-        prefetch_row_to_l2(&y[ahead], y.strides[0])
+        prefetch_row(&X[ahead, 0], X.strides[0], True)
+        prefetch_row(&y[ahead], y.strides[0], True)
+    if r + PREFETCH_L1_DISTANCE < order.shape[0]:
+        near = order[r + PREFETCH_L1_DISTANCE]
+        prefetch_row(&X[near, 0], X.strides[0], False)
+        prefetch_row(&y[near], y.strides[0], False)
     return 0
 
 

@@ -41,9 +41,13 @@ from .._config import (
 # fold away the finiteness checks a divergence guard relies on (numba #6217).
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-# Rows announced ahead of use in a shuffled epoch: enough to cover memory
-# latency with a few rows' arithmetic (16 measured no better on a 2-core EPYC).
+# Rows announced ahead of use in a shuffled epoch, in two stages: from memory
+# into L2 PREFETCH_DISTANCE rows ahead (enough to cover memory latency with a
+# few rows' arithmetic; 16 measured no better on a 2-core EPYC), then from L2
+# into L1 PREFETCH_L1_DISTANCE rows ahead (float64 epochs 10-20% faster than
+# with the first stage alone; float32 rows, half as long, gain little).
 PREFETCH_DISTANCE = 8
+PREFETCH_L1_DISTANCE = 3
 
 
 def _jit(func=None, **options):
@@ -111,8 +115,9 @@ def _prefetch(locality, doc):
 
 prefetch_row = _prefetch(3, """Start loading ``X[i]`` into every cache level, L1 included.
 
-For the few lines a CSR row's update needs next (its indptr entry, entries
-and the weights they index): each is read soon after it arrives.
+For what is read soon after it arrives: the few lines a CSR row's update
+needs next (its indptr entry, entries and the weights they index), and a
+dense row a few steps before its turn.
 """)
 # A dense row of a shuffled epoch goes to L2 only: eight rows ahead are ~70
 # lines in flight, more than L1's miss buffers hold, while L2 takes them all
@@ -129,11 +134,18 @@ own, so the epoch loop announces rows a few steps ahead.
 
 @_jit(inline="always")
 def prefetch_dense_row(X, y, order, r):
-    """Prefetch the row (of X and y) that the epoch reads PREFETCH_DISTANCE steps after ``r``."""
+    """Prefetch the rows (of X and y) the epoch reads PREFETCH_DISTANCE and PREFETCH_L1_DISTANCE steps after ``r``.
+
+    The first into L2, the second, which the first brought there, on into L1.
+    """
     if r + PREFETCH_DISTANCE < order.shape[0]:
         ahead = order[r + PREFETCH_DISTANCE]
         prefetch_row_to_l2(X, ahead)
         prefetch_row_to_l2(y, ahead)
+    if r + PREFETCH_L1_DISTANCE < order.shape[0]:
+        near = order[r + PREFETCH_L1_DISTANCE]
+        prefetch_row(X, near)
+        prefetch_row(y, near)
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
