@@ -107,14 +107,19 @@ def read_rows_on_threads(X, n_parts):
     return totals.sum()
 
 
-def best_seconds(read, repeats):
-    """The fastest of ``repeats`` calls of ``read()``, in seconds."""
-    best = np.inf
+def call_seconds(read, repeats):
+    """Seconds of each of ``repeats`` calls of ``read()``."""
+    seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
         read()
-        best = min(best, time.perf_counter() - started)
-    return best
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def best_seconds(read, repeats):
+    """The fastest of ``repeats`` calls of ``read()``, in seconds."""
+    return min(call_seconds(read, repeats))
 
 
 def threaded_memory_floor(X, threads, repeats=3):
@@ -167,8 +172,8 @@ def threaded_arithmetic_speedup(threads, sweeps=2_000_000, repeats=3):
         numba.set_num_threads(previous)
 
 
-def memory_floor(X, order, repeats=3):
-    """Time one read of X, sequentially and in the row order ``order``; best of ``repeats``.
+def memory_floor(X, order, repeats=3, statistic=min):
+    """Time one read of X, sequentially and in the row order ``order``: the best (or ``statistic``) of ``repeats``.
 
     No training can visit the rows faster than this machine reads them, so an
     epoch's rows/s divided by the floor's is the fraction of what memory allows.
@@ -180,6 +185,9 @@ def memory_floor(X, order, repeats=3):
     order : ndarray of shape (n_samples,)
         A permutation in the engine's index dtype (``row_order_dtype``).
     repeats : int
+    statistic : callable, default=min
+        What is kept of the ``repeats`` times: the best, or (``np.median``)
+        the same statistic as the epoch times it is set against.
 
     Returns
     -------
@@ -195,10 +203,10 @@ def memory_floor(X, order, repeats=3):
     }
     floor = {"repeats": repeats}
     for name, read in passes.items():
-        best = best_seconds(read, repeats)
+        seconds = float(statistic(call_seconds(read, repeats)))
         floor[name] = {
-            "seconds": best,
-            "rows_per_s": X.shape[0] / best,
-            "bytes_per_s": X.nbytes / best,
+            "seconds": seconds,
+            "rows_per_s": X.shape[0] / seconds,
+            "bytes_per_s": X.nbytes / seconds,
         }
     return floor

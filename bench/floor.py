@@ -5,7 +5,8 @@ measured in one run on the built-in problem (squared_error, plain SGD,
 Numba backend): for each dtype,
 
 - the memory floor: rows/s of reading X once sequentially, and once in a
-  shuffled row order;
+  shuffled row order, the median of three reads (the epochs' statistic),
+  read again just before each epoch rate that is set against it;
 - the epoch kernel's rate on rows that stay in cache: its arithmetic alone;
 - the epoch rows/s of ``shuffle=False``, ``'batches'`` and ``True`` at each
   batch size, with the share of the floor each should be compared with
@@ -74,6 +75,16 @@ def cached_rate(X, y, batch_size, backend, repeats=21):
     return n / float(np.median(seconds[1:]))
 
 
+def floor_rates(X, order):
+    """The floor each shuffle mode is set against, in rows/s: sequential or in ``order``.
+
+    The median of three reads, the statistic of the epochs too.
+    """
+    floor = memory_floor(X, order, statistic=np.median)
+    sequential, shuffled = floor["sequential"]["rows_per_s"], floor["shuffled"]["rows_per_s"]
+    return {False: sequential, "batches": sequential, True: shuffled}
+
+
 def mode_name(mode):
     return {False: "False", "batches": "'batches'", True: "True"}[mode]
 
@@ -102,28 +113,31 @@ def main(argv=None):
     for dtype in args.dtypes:
         X, y = make_problem(args.n, args.d, dtype=np.dtype(dtype).type)
         order = np.random.default_rng(0).permutation(args.n).astype(row_order_dtype(args.n))
-        floor = memory_floor(X, order)
-        floors = {False: floor["sequential"]["rows_per_s"], "batches": floor["sequential"]["rows_per_s"],
-                  True: floor["shuffled"]["rows_per_s"]}  # fmt: skip
-        print(f"{dtype}: floor sequential {floors[False] / 1e6:.1f}M rows/s, "
-              f"shuffled {floors[True] / 1e6:.1f}M rows/s")  # fmt: skip
+        floor = floor_rates(X, order)
+        print(f"{dtype}: floor sequential {floor[False] / 1e6:.1f}M rows/s, "
+              f"shuffled {floor[True] / 1e6:.1f}M rows/s")  # fmt: skip
         cached = {b: cached_rate(X, y, b, args.backend) for b in (8, 256)}
         print("  kernel on X in cache, shuffle=False: " + ", ".join(
-            f"batch {b} {rate / 1e6:.1f}M rows/s ({rate / floors[False]:.2f} x the floor)"
+            f"batch {b} {rate / 1e6:.1f}M rows/s ({rate / floor[False]:.2f} x the floor)"
             for b, rate in cached.items()))  # fmt: skip
+        shares = {}
         for batch_size in batch_sizes:
             cells = []
             for mode in MODES:
+                # The floor again, just before: the host's load drifts within a run.
+                here = floor_rates(X, order)[mode]
                 rate = epoch_rate(X, y, args.epochs, batch_size=batch_size, shuffle=mode,
                                   backend=args.backend)  # fmt: skip
                 rates[dtype, mode, batch_size] = rate
-                cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({rate / floors[mode]:.2f})")
+                shares[f"{mode_name(mode)}@{batch_size}"] = rate / here
+                cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({rate / here:.2f})")
             print(f"  batch {batch_size:>7}: " + "  ".join(cells))
         if 1 in batch_sizes and 4096 in batch_sizes:
             cells = [f"{mode_name(m)} {rates[dtype, m, 1] / rates[dtype, m, 4096]:.2f}" for m in MODES]
             print("  batch 1 / batch 4096: " + ", ".join(cells))
         figures["dtypes"][dtype] = {
-            "floor": floor,
+            "floor": {mode_name(mode): rate for mode, rate in floor.items()},
+            "floor_shares": shares,
             "in_cache_rows_per_s": {str(b): rate for b, rate in cached.items()},
             "rows_per_s": {f"{mode_name(m)}@{b}": rates[dtype, m, b]
                            for m in MODES for b in batch_sizes},  # fmt: skip
@@ -155,8 +169,8 @@ def main(argv=None):
             figures["threads"][f"{parallel}@{batch_size}"] = {"1": one, str(threads): many}
             print(f"  parallel={parallel!r:<10} shuffle={mode_name(shuffle):<6} batch {batch_size:>7}: "
                   f"{one / 1e6:6.2f}M -> {many / 1e6:6.2f}M rows/s ({many / one:.2f}x)")  # fmt: skip
-    print("(x.xx) after a rate = its share of the floor: sequential for False and 'batches', "
-          "shuffled for True")  # fmt: skip
+    print("(x.xx) after a rate = its share of the floor read just before it (median of 3 reads): "
+          "sequential for False and 'batches', shuffled for True")  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:
             json.dump(figures, f, indent=1, default=float)
