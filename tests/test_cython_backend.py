@@ -135,7 +135,7 @@ def test_cython_kernel_updates_state_in_place_like_numba(dtype, cython_kernels):
 
 
 @needs_twins
-@pytest.mark.parametrize("name", ["PREFETCH_DISTANCE", "PREFETCH_L1_DISTANCE", "CHUNK_ROWS", "WAVE_CHUNKS"])
+@pytest.mark.parametrize("name", ["PREFETCH_DISTANCE", "PREFETCH_L1_DISTANCE", "CHUNK_ROWS", "WAVE_CHUNKS", "ROW_BLOCK_MIN"])
 def test_kernel_constants_are_the_numba_kernels(name):
     from fastgd.backends import _numba
 

@@ -70,11 +70,14 @@ cpdef enum:
     PREFETCH_DISTANCE = 8
     PREFETCH_L1_DISTANCE = 3
 
-# Rows per partial gradient of a large batch, and partials held at once; the
-# values of ``_numba.CHUNK_ROWS`` and ``_numba.WAVE_CHUNKS`` (see there why).
+# Rows per partial gradient of a large batch, partials held at once, and the
+# rows from which float32 rows go four at a time: the values of
+# ``_numba.CHUNK_ROWS``, ``_numba.WAVE_CHUNKS`` and ``_numba.ROW_BLOCK_MIN``
+# (see there why).
 cpdef enum:
     CHUNK_ROWS = 1024
     WAVE_CHUNKS = 64
+    ROW_BLOCK_MIN = 32
 
 cdef extern from *:
     """
@@ -295,6 +298,15 @@ cdef inline void add_row(double *G, const floating[:, ::1] X, Py_ssize_t i, doub
     G[d] += scale
 
 
+cdef inline void add_four_rows(double *G, const floating[:, ::1] X, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t i2, Py_ssize_t i3, double a0, double a1, double a2, double a3) noexcept nogil:
+    """``G[:d] += a0·X[i0] + a1·X[i1] + a2·X[i2] + a3·X[i3]``, and the four a's to ``G[d]``."""
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t j
+    for j in range(d):
+        G[j] += X[i0, j] * a0 + X[i1, j] * a1 + X[i2, j] * a2 + X[i3, j] * a3
+    G[d] += a0 + a1 + a2 + a3
+
+
 # --- optimizers: in-place update of parameters p from gradient g -----------
 # Each loop is one formula over contiguous arrays, so it vectorises; s1 and s2
 # are the optimizer's moments, t the 1-based update number. They take the
@@ -467,6 +479,8 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
     cdef double epsilon = cfg.epsilon
     cdef double total = 0.0
     cdef double value, slope, y_i
+    cdef double v0, v1, v2, v3, s0, s1, s2, s3
+    cdef Py_ssize_t i0, i1, i2, i3, b
     cdef const floating *p
     cdef double *Gp
     for k in range(K):
@@ -474,7 +488,30 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
             G[k, j] = 0.0
     if K == 1:
         p, Gp = &P[0, 0], &G[0, 0]
-        for r in range(start, stop):
+        r = start
+        # Compiled into the float32 kernel only (Cython fuses types so).
+        if floating is float:
+            while stop - start >= ROW_BLOCK_MIN and r + 4 <= stop:
+                if cfg.prefetch:
+                    for b in range(4):
+                        prefetch_dense_row(X, y, order, r + b)
+                i0 = order[r]
+                i1 = order[r + 1]
+                i2 = order[r + 2]
+                i3 = order[r + 3]
+                # Each y before its row, as below.
+                y_i = y[i0]
+                v0 = loss_and_derivative(loss, row_score(X, i0, p), y_i, epsilon, &s0)
+                y_i = y[i1]
+                v1 = loss_and_derivative(loss, row_score(X, i1, p), y_i, epsilon, &s1)
+                y_i = y[i2]
+                v2 = loss_and_derivative(loss, row_score(X, i2, p), y_i, epsilon, &s2)
+                y_i = y[i3]
+                v3 = loss_and_derivative(loss, row_score(X, i3, p), y_i, epsilon, &s3)
+                total += v0 + v1 + v2 + v3
+                add_four_rows(Gp, X, i0, i1, i2, i3, s0 * inv_m, s1 * inv_m, s2 * inv_m, s3 * inv_m)
+                r += 4
+        while r < stop:
             if cfg.prefetch:
                 prefetch_dense_row(X, y, order, r)
             i = order[r]
@@ -484,6 +521,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
             value = loss_and_derivative(loss, row_score(X, i, p), y_i, epsilon, &slope)
             total += value
             add_row(Gp, X, i, slope * inv_m)
+            r += 1
         return total
     for r in range(start, stop):
         if cfg.prefetch:

@@ -20,7 +20,7 @@ from llvmlite import ir
 import numba
 from numba import njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .._config import (
     LOSS_EPSILON_INSENSITIVE,
@@ -273,6 +273,18 @@ def add_row(G, X, i, scale):
     G[d] += scale
 
 
+@_jit(inline="always")
+def add_four_rows(G, X, i0, i1, i2, i3, a0, a1, a2, a3):
+    """``G[:d] += a0·X[i0] + a1·X[i1] + a2·X[i2] + a3·X[i3]``, and the four a's to ``G[d]``.
+
+    One load and store of G for four rows instead of one per row.
+    """
+    d = X.shape[1]
+    for j in range(d):
+        G[j] += X[i0, j] * a0 + X[i1, j] * a1 + X[i2, j] * a2 + X[i3, j] * a3
+    G[d] += a0 + a1 + a2 + a3
+
+
 # --- optimizers: in-place update of parameters p from gradient g -----------
 # Each loop is one formula over contiguous arrays, so it vectorises; s1 and s2
 # are the optimizer's moments, t the 1-based update number.
@@ -425,10 +437,53 @@ def apply_update(P, G, state, cfg, eta, t):
 # for any n_threads (bit for bit), and one chunk (8 to 512 KB of X at d = 64
 # to 64 x 1000) keeps a thread busy far longer than the cost of starting it.
 CHUNK_ROWS = 1024
+# Rows from which a float32 single-output pass over rows takes them four at a
+# time (``add_four_rows``). Float32 rows are widened to float64 on the way,
+# which leaves that pass short of arithmetic rather than of memory: four rows
+# per pass over G measured 6-15% faster at batch size 256 and about 25% at
+# 4096. Float64 rows gained nothing (their kernel leaves the step out), and
+# below 32 rows the four-row step was slower.
+ROW_BLOCK_MIN = 32
 # Partial gradients held at once: the summation waits for every chunk of a
 # wave, so a wave must hold several chunks per thread, and its buffer
 # (WAVE_CHUNKS x K x (d + 1) floats) stays small.
 WAVE_CHUNKS = 64
+
+
+def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, inv_m):
+    """The first rows of ``order[start:stop]`` four at a time, for float32 X: (loss sum, next row).
+
+    Single-output ``rows_gradient``'s opening loop; G is already zero. For
+    float64 X, or fewer than ROW_BLOCK_MIN rows, it does nothing and returns
+    ``(0.0, start)``. Picked by X's type when the kernel is compiled (see the
+    overload), so the float64 kernel does not contain it.
+    """
+
+
+def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, inv_m):
+    loss, epsilon = cfg.loss, cfg.epsilon
+    total = 0.0
+    r = start
+    while stop - start >= ROW_BLOCK_MIN and r + 4 <= stop:
+        if cfg.prefetch:
+            for b in range(4):
+                prefetch_dense_row(X, y, order, r + b)
+        i0, i1, i2, i3 = order[r], order[r + 1], order[r + 2], order[r + 3]
+        v0, s0 = loss_and_derivative(loss, row_score(X, i0, p), y[i0], epsilon)
+        v1, s1 = loss_and_derivative(loss, row_score(X, i1, p), y[i1], epsilon)
+        v2, s2 = loss_and_derivative(loss, row_score(X, i2, p), y[i2], epsilon)
+        v3, s3 = loss_and_derivative(loss, row_score(X, i3, p), y[i3], epsilon)
+        total += v0 + v1 + v2 + v3
+        add_four_rows(G, X, i0, i1, i2, i3, s0 * inv_m, s1 * inv_m, s2 * inv_m, s3 * inv_m)
+        r += 4
+    return total, r
+
+
+@overload(rows_four_at_a_time, inline="always")
+def _rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, inv_m):
+    if X.dtype == types.float32:
+        return _rows_four_at_a_time_float32
+    return lambda X, y, order, start, stop, p, G, cfg, inv_m: (0.0, start)
 
 
 @_jit
@@ -443,7 +498,8 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
     if P.shape[0] == 1:
         p, Gp = P[0], G[0]
         loss, epsilon = cfg.loss, cfg.epsilon
-        for r in range(start, stop):
+        total, r = rows_four_at_a_time(X, y, order, start, stop, p, Gp, cfg, inv_m)
+        for r in range(r, stop):
             if cfg.prefetch:
                 prefetch_dense_row(X, y, order, r)
             i = order[r]
