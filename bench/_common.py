@@ -9,8 +9,9 @@ import platform
 import time
 
 import numpy as np
-import numba
 from numba import njit, prange
+
+from fastgd.backends._numba import numba_threads
 
 # Every keyword of ``check_fit_settings`` except batch_size and n_samples:
 # squared error, plain SGD at a constant rate, no penalty, one epoch.
@@ -98,12 +99,7 @@ def read_rows_on_threads(X, n_parts):
     n = X.shape[0]
     totals = np.zeros(n_parts)
     for part in prange(n_parts):
-        total = 0.0
-        for i in range(n * part // n_parts, n * (part + 1) // n_parts):
-            row = X[i]
-            for j in range(row.shape[0]):
-                total += row[j]
-        totals[part] = total
+        totals[part] = read_rows_sequentially(X[n * part // n_parts : n * (part + 1) // n_parts])
     return totals.sum()
 
 
@@ -128,13 +124,9 @@ def threaded_memory_floor(X, threads, repeats=3):
     The ceiling of a data-parallel epoch: where one core already draws most
     of the memory bus, a second adds little, whatever the kernel does.
     """
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
+    with numba_threads(threads):
         read_rows_on_threads(X[:threads], threads)
         return X.shape[0] / best_seconds(lambda: read_rows_on_threads(X, threads), repeats)
-    finally:
-        numba.set_num_threads(previous)
 
 
 @njit(cache=True, fastmath=_FASTMATH, parallel=True)
@@ -160,16 +152,12 @@ def threaded_arithmetic_speedup(threads, sweeps=2_000_000, repeats=3):
     where the host runs a VM's CPUs as hyperthreads of one core, which then
     share its arithmetic units (and which a VM cannot see from inside).
     """
-    previous = numba.get_num_threads()
-    try:
-        seconds = {}
-        for count in (1, threads):
-            numba.set_num_threads(count)
+    seconds = {}
+    for count in (1, threads):
+        with numba_threads(count):
             multiply_add_on_threads(count, 1)
             seconds[count] = best_seconds(lambda: multiply_add_on_threads(count, sweeps), repeats)
-        return threads * seconds[1] / seconds[threads]
-    finally:
-        numba.set_num_threads(previous)
+    return threads * seconds[1] / seconds[threads]
 
 
 def memory_floor(X, order, repeats=3, statistic=min):
