@@ -119,11 +119,12 @@ For what is read soon after it arrives: the few lines a CSR row's update
 needs next (its indptr entry, entries and the weights they index), and a
 dense row a few steps before its turn.
 """)
-# A dense row of a shuffled epoch goes to L2 only: eight rows ahead are ~70
+# A dense row of a shuffled epoch goes to L2 first: eight rows ahead are ~70
 # lines in flight, more than L1's miss buffers hold, while L2 takes them all
-# and the trip from L2 to L1 is short. A shuffled epoch measured 10-40%
-# faster so than with L1 prefetches (batch sizes 8 to 4096, 2-core EPYC); the
-# CSR kernels' small pieces were slower so, and keep ``prefetch_row``.
+# and the trip from L2 to L1 is short. Shuffled epochs measured 10-40% faster
+# this way than with L1 prefetches alone (batch sizes 8 to 4096, 2-core
+# EPYC). The CSR kernels' small pieces were slower this way, and keep
+# ``prefetch_row``.
 prefetch_row_to_l2 = _prefetch(2, """Start loading ``X[i]`` into L2 (x86 ``prefetcht1``), not L1.
 
 A shuffled epoch reads rows at random addresses; the arithmetic of one row
