@@ -5,12 +5,14 @@ measured in one run on the built-in problem (squared_error, plain SGD,
 Numba backend): for each dtype,
 
 - the memory floor: rows/s of reading X once sequentially, and once in a
-  shuffled row order, the median of three reads (the epochs' statistic),
-  read again just before each epoch rate that is set against it;
+  shuffled row order, the median of three reads;
 - the epoch kernel's rate on rows that stay in cache: its arithmetic alone;
 - the epoch rows/s of ``shuffle=False``, ``'batches'`` and ``True`` at each
   batch size, with the share of the floor each should be compared with
-  (sequential for False and 'batches', shuffled for True);
+  (sequential for False and 'batches', shuffled for True): each epoch is set
+  against a read of the floor made just before it, between the epochs, and
+  the share is the median of those paired ratios (the host's memory speed
+  drifts within seconds, by more than some targets' margins);
 - batch size 1 against batch size 4096, and float32 against float64;
 - threads: ``n_threads`` = every CPU against one, for the data-parallel
   gradient of large batches and for ``parallel='hogwild'`` at small ones,
@@ -24,6 +26,7 @@ loads the kernels and warms the caches).
 
 import argparse
 import json
+import time
 
 import numpy as np
 
@@ -38,6 +41,8 @@ from ._common import (
     machine_info,
     machine_line,
     memory_floor,
+    read_rows_in_order,
+    read_rows_sequentially,
     threaded_arithmetic_speedup,
     threaded_memory_floor,
     time_epoch,
@@ -48,8 +53,29 @@ MODES = (False, "batches", True)
 
 def epoch_rate(X, y, epochs, **settings):
     """Median rows/s of a fit's epochs after the first."""
-    result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, **settings)
-    return X.shape[0] / float(np.median(result.epoch_seconds[1:]))
+    return epoch_rate_and_share(X, y, epochs, None, **settings)[0]
+
+
+def epoch_rate_and_share(X, y, epochs, read_floor, **settings):
+    """Median rows/s of a fit's epochs after the first, and the median of their shares of the floor.
+
+    ``read_floor()`` reads X once as the floor does; it runs between the
+    epochs (in the fit's callback), so each epoch after the first is set
+    against the read made just before it. Without it, the share is None.
+    """
+    rates = []
+
+    def between_epochs(epoch, loss, coef, intercept):
+        if read_floor is not None:
+            started = time.perf_counter()
+            read_floor()
+            rates.append(X.shape[0] / (time.perf_counter() - started))
+
+    result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, callback=between_epochs,
+                        **settings)  # fmt: skip
+    epoch_rates = X.shape[0] / np.asarray(result.epoch_seconds[1:])
+    share = None if read_floor is None else float(np.median(epoch_rates / rates[:-1]))
+    return float(np.median(epoch_rates)), share
 
 
 # Rows of the in-cache figure: 8 MiB of float64 at d = 64, inside the L3 cache
@@ -120,17 +146,20 @@ def main(argv=None):
         print("  kernel on X in cache, shuffle=False: " + ", ".join(
             f"batch {b} {rate / 1e6:.1f}M rows/s ({rate / floor[False]:.2f} x the floor)"
             for b, rate in cached.items()))  # fmt: skip
+        # The floor each mode is set against, one read at a time (see
+        # epoch_rate_and_share); memory_floor above has compiled both.
+        readers = {False: lambda: read_rows_sequentially(X), True: lambda: read_rows_in_order(X, order)}
         shares = {}
         for batch_size in batch_sizes:
             cells = []
             for mode in MODES:
-                # The floor again, just before: the host's load drifts within a run.
-                here = floor_rates(X, order)[mode]
-                rate = epoch_rate(X, y, args.epochs, batch_size=batch_size, shuffle=mode,
-                                  backend=args.backend)  # fmt: skip
+                read_floor = readers[mode is True]
+                rate, share = epoch_rate_and_share(X, y, args.epochs, read_floor,
+                                                   batch_size=batch_size, shuffle=mode,
+                                                   backend=args.backend)  # fmt: skip
                 rates[dtype, mode, batch_size] = rate
-                shares[f"{mode_name(mode)}@{batch_size}"] = rate / here
-                cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({rate / here:.2f})")
+                shares[f"{mode_name(mode)}@{batch_size}"] = share
+                cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({share:.2f})")
             print(f"  batch {batch_size:>7}: " + "  ".join(cells))
         if 1 in batch_sizes and 4096 in batch_sizes:
             cells = [f"{mode_name(m)} {rates[dtype, m, 1] / rates[dtype, m, 4096]:.2f}" for m in MODES]
@@ -169,8 +198,8 @@ def main(argv=None):
             figures["threads"][f"{parallel}@{batch_size}"] = {"1": one, str(threads): many}
             print(f"  parallel={parallel!r:<10} shuffle={mode_name(shuffle):<6} batch {batch_size:>7}: "
                   f"{one / 1e6:6.2f}M -> {many / 1e6:6.2f}M rows/s ({many / one:.2f}x)")  # fmt: skip
-    print("(x.xx) after a rate = its share of the floor read just before it (median of 3 reads): "
-          "sequential for False and 'batches', shuffled for True")  # fmt: skip
+    print("(x.xx) after a rate = the median of its epochs' shares of the floor, each read just "
+          "before the epoch: sequential for False and 'batches', shuffled for True")  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:
             json.dump(figures, f, indent=1, default=float)

@@ -90,6 +90,7 @@ def test_floor_reports_every_mode_batch_size_and_thread_figure(tmp_path, capsys)
         figures = report["dtypes"][dtype]
         assert figures["floor"]["False"] > 0 and figures["floor"]["True"] > 0
         assert set(figures["floor_shares"]) == set(figures["rows_per_s"])
+        assert all(share > 0 for share in figures["floor_shares"].values())
         assert set(figures["rows_per_s"]) == {f"{mode}@{b}" for mode in ("False", "'batches'", "True")
                                               for b in (1, 8, 3000)}  # fmt: skip
     assert set(report["threads"]) == {"data@2048", "hogwild@4"}
