@@ -66,12 +66,12 @@ def epoch_rate_and_share(X, y, epochs, read_floor, **settings):
     rates = []
 
     def between_epochs(epoch, loss, coef, intercept):
-        if read_floor is not None:
-            started = time.perf_counter()
-            read_floor()
-            rates.append(X.shape[0] / (time.perf_counter() - started))
+        started = time.perf_counter()
+        read_floor()
+        rates.append(X.shape[0] / (time.perf_counter() - started))
 
-    result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, callback=between_epochs,
+    callback = None if read_floor is None else between_epochs
+    result = fastgd.fit(X, y, epochs=epochs, lr=1e-3, random_state=0, callback=callback,
                         **settings)  # fmt: skip
     epoch_rates = X.shape[0] / np.asarray(result.epoch_seconds[1:])
     share = None if read_floor is None else float(np.median(epoch_rates / rates[:-1]))
@@ -148,12 +148,13 @@ def main(argv=None):
             for b, rate in cached.items()))  # fmt: skip
         # The floor each mode is set against, one read at a time (see
         # epoch_rate_and_share); memory_floor above has compiled both.
-        readers = {False: lambda: read_rows_sequentially(X), True: lambda: read_rows_in_order(X, order)}
+        sequential, shuffled = lambda: read_rows_sequentially(X), lambda: read_rows_in_order(X, order)
+        readers = {False: sequential, "batches": sequential, True: shuffled}
         shares = {}
         for batch_size in batch_sizes:
             cells = []
             for mode in MODES:
-                read_floor = readers[mode is True]
+                read_floor = readers[mode]
                 rate, share = epoch_rate_and_share(X, y, args.epochs, read_floor,
                                                    batch_size=batch_size, shuffle=mode,
                                                    backend=args.backend)  # fmt: skip
