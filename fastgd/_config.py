@@ -50,6 +50,12 @@ PROBABILISTIC_LOSSES = ("log_loss", "multinomial")
     OPT_ADAMW,
 ) = range(len(OPTIMIZERS))
 SPARSE_LAZY, SPARSE_DENSE = range(len(SPARSE_UPDATES))
+# The order an epoch visits its rows in, as the backends see it: the data's
+# order, a fresh permutation of the rows, or whole batches in a random order
+# (``fit(shuffle=False / True / "batches")``). A CPU backend picks its
+# prefetching from it.
+ROW_ORDERS = ("sequential", "shuffled", "batches")
+ORDER_SEQUENTIAL, ORDER_SHUFFLED, ORDER_BATCHES = range(len(ROW_ORDERS))
 
 
 class KernelConfig(NamedTuple):
@@ -86,6 +92,25 @@ class KernelConfig(NamedTuple):
     prefetch: int = 1
     hogwild: int = 0
     sparse_update: int = SPARSE_LAZY
+
+
+class ExecutionConfig(NamedTuple):
+    """How an epoch runs, as opposed to what it computes (:class:`KernelConfig`).
+
+    A backend reads the fields that apply to it and ignores the others (the
+    NumPy reference runs one thread whatever ``n_threads`` says).
+    ``n_threads`` is the threads a large batch's gradient is shared over (any
+    count gives the same result); ``hogwild`` (0/1) asks for lock-free
+    threads (which change the result); ``sparse_update`` (a code of
+    ``SPARSE_UPDATES``) is read by the CSR kernels only; ``row_order`` (a
+    code of ``ROW_ORDERS``) tells a CPU backend how the rows will be read, so
+    that it can prefetch the ones at random addresses.
+    """
+
+    n_threads: int = 1
+    hogwild: int = 0
+    sparse_update: int = SPARSE_LAZY
+    row_order: int = ORDER_SEQUENTIAL
 
 
 def penalty_split(penalty, alpha, l1_ratio):
