@@ -1,13 +1,31 @@
 """Backends: interchangeable implementations of one epoch of training.
 
-Each backend module exposes ``run_epoch(X, y, order, P, state, cfg, lr, t0)``
-with the contract documented in ``_reference.run_epoch``, and its CSR twin
-``run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0)``
-(``_reference_sparse.run_epoch_sparse``). They are imported
-lazily, so ``import fastgd`` does not pay for Numba's import or JIT.
+Each module that ``BACKEND_MODULES`` names keeps one contract (DESIGN.md,
+"Backend contract"):
+
+- ``CAPABILITIES``: a frozenset of ``"dense"``, ``"csr"``, ``"float32"``,
+  ``"float64"``, ``"threads"`` and ``"hogwild"``: what it can do;
+- ``TOLERANCE``: ``{"float64": rtol, "float32": rtol}``, how close its
+  results are to the NumPy reference's (0.0 for the reference itself);
+- ``run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig())``:
+  one fused epoch (contract in ``_reference.run_epoch``), over a dense
+  ndarray or a scipy CSR X, which it hands to its module-level
+  ``run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
+  run)`` (:func:`dispatch_layout`: the one place where the data layout picks
+  the kernel);
+- ``batch_gradient(X, y, rows, P, cfg) -> (loss_sum, G)`` and
+  ``apply_update(P, G, state, cfg, lr, t)``: the batch-level seam whose
+  Python loop over an epoch's batches ``run_epoch`` equals.
+
+They are imported lazily, so ``import fastgd`` does not pay for Numba's
+import or JIT.
 """
 
+import functools
 import importlib
+import sys
+
+import numpy as np
 
 # name -> module; the order is the order of ``available_backends()``.
 BACKEND_MODULES = {
@@ -53,3 +71,32 @@ def available_backends():
             continue
         usable.append(name)
     return usable
+
+
+def dispatch_layout(csr_name):
+    """Make a backend function of a dense X take a scipy CSR X too.
+
+    The decorated function is called as it is for an ndarray X; for a CSR X
+    the call goes to the function named ``csr_name`` in the same module,
+    looked up at call time, as ``(X.data, X.indices, X.indptr, *rest)``.
+    Written once here, so that every backend picks its kernel by the data
+    layout in the same way.
+
+    Parameters
+    ----------
+    csr_name : str
+        Name of the module-level CSR twin, e.g. ``"run_epoch_sparse"``.
+    """
+
+    def decorate(dense):
+        module = sys.modules[dense.__module__]
+
+        @functools.wraps(dense)
+        def by_layout(X, *args, **kwargs):
+            if isinstance(X, np.ndarray):
+                return dense(X, *args, **kwargs)
+            return getattr(module, csr_name)(X.data, X.indices, X.indptr, *args, **kwargs)
+
+        return by_layout
+
+    return decorate
