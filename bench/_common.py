@@ -11,6 +11,7 @@ import time
 import numpy as np
 from numba import njit, prange
 
+from fastgd._config import ORDER_SHUFFLED, ExecutionConfig
 from fastgd.backends._numba import numba_threads
 
 # Every keyword of ``check_fit_settings`` except batch_size and n_samples:
@@ -54,12 +55,16 @@ def machine_line(threads=1):
             f"{threads} thread{'s' if threads != 1 else ''}")  # fmt: skip
 
 
-def time_epoch(kernels, X, y, order, cfg, n_outputs, lr=SETTINGS["lr"]):
+# How time_epoch runs an epoch unless told otherwise: its orders are shuffled.
+SHUFFLED = ExecutionConfig(row_order=ORDER_SHUFFLED)
+
+
+def time_epoch(kernels, X, y, order, cfg, n_outputs, lr=SETTINGS["lr"], run=SHUFFLED):
     """Seconds for one epoch over ``order`` from zero parameters, and the parameters."""
     P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
     state = np.zeros((2,) + P.shape, dtype=X.dtype)
     started = time.perf_counter()
-    kernels.run_epoch(X, y, order, P, state, cfg, lr, 0)
+    kernels.run_epoch(X, y, order, P, state, cfg, lr, 0, run=run)
     return time.perf_counter() - started, P
 
 

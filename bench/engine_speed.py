@@ -46,7 +46,7 @@ def main(argv=None):
     reference = get_backend("numpy")
     rows = {}
     for batch_size in args.batch_sizes:
-        cfg = check_fit_settings(batch_size=batch_size, n_samples=args.n, **SETTINGS)
+        cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=args.n, **SETTINGS)
         check = order[: min(args.n, 4 * batch_size + 1000)]
         _, expected = time_epoch(reference, X, y, check, cfg, 1)
         for name in backends:

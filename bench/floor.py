@@ -93,10 +93,10 @@ def cached_rate(X, y, batch_size, backend, repeats=21):
     X, y = X[:CACHED_ROWS], y[:CACHED_ROWS]
     n = X.shape[0]
     order = np.arange(n, dtype=row_order_dtype(n))
-    cfg = check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
-    cfg = cfg._replace(prefetch=0)
+    cfg, sequential = check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
     kernels = get_backend(backend)
-    seconds = [time_epoch(kernels, X, y, order, cfg, 1)[0] for _ in range(repeats)]
+    seconds = [time_epoch(kernels, X, y, order, cfg, 1, run=sequential)[0]
+               for _ in range(repeats)]  # fmt: skip
     return n / float(np.median(seconds[1:]))
 
 

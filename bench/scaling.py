@@ -602,7 +602,7 @@ def main(argv=None):
             get_backend(name)  # says how to install a backend that is not usable here
         settings = dict(SETTINGS, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
                         epochs=args.epochs)  # fmt: skip
-        cfgs = {b: check_fit_settings(batch_size=b, n_samples=n, **settings)
+        cfgs = {b: check_fit_settings(batch_size=b, n_samples=n, **settings)[0]
                 for b in batch_sizes}  # fmt: skip
     except (ValueError, TypeError, OSError, ImportError) as exc:
         parser.error(str(exc))

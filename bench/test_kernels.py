@@ -25,7 +25,7 @@ from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
-from ._common import SETTINGS
+from ._common import SETTINGS, SHUFFLED
 
 REFERENCE = "numpy"
 N_SAMPLES, N_FEATURES = 100_000, 64
@@ -50,7 +50,7 @@ def epoch_from_zero(kernels, X, y, order, cfg, P, state):
     """One epoch from zero parameters (reset in place); returns the epoch loss."""
     P.fill(0.0)
     state.fill(0.0)
-    loss, _ = kernels.run_epoch(X, y, order, P, state, cfg, SETTINGS["lr"], 0)
+    loss, _ = kernels.run_epoch(X, y, order, P, state, cfg, SETTINGS["lr"], 0, run=SHUFFLED)
     return loss
 
 
@@ -60,7 +60,7 @@ def bench_epoch(benchmark, problem, backend, batch_size):
         pytest.skip(f"backend {backend!r} is not usable in this installation")
     X, y, order = problem
     order = order[: ROWS[batch_size]]
-    cfg = check_fit_settings(batch_size=batch_size, n_samples=len(order), **SETTINGS)
+    cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=len(order), **SETTINGS)
     kernels = get_backend(backend)
     P = np.zeros((1, N_FEATURES + 1), dtype=X.dtype)
     state = np.zeros((2,) + P.shape, dtype=X.dtype)

@@ -1,6 +1,7 @@
 """The names users type and the integer codes kernels branch on, in one place.
 
-Every backend receives its settings as one :class:`KernelConfig` record. Its
+Every backend receives its settings as two records: :class:`KernelConfig`,
+what an epoch computes, and :class:`ExecutionConfig`, how it runs. Their
 fields are plain integers and floats, so a compiled kernel is specialised once
 per dtype and data layout, never once per hyperparameter value.
 """
@@ -59,14 +60,14 @@ ORDER_SEQUENTIAL, ORDER_SHUFFLED, ORDER_BATCHES = range(len(ROW_ORDERS))
 
 
 class KernelConfig(NamedTuple):
-    """Everything an epoch kernel needs besides the arrays.
+    """What an epoch computes: everything a kernel's arithmetic needs besides the arrays.
 
     The penalty arrives already split into its two parts, so kernels never
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
     smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
-    ``sparse_update`` (a code of ``SPARSE_UPDATES``) is read only by the
-    sparse (CSR) epoch kernels; its default keeps older call sites valid.
+    How the epoch runs (threads, hogwild, the sparse update mode, the row
+    order) is the :class:`ExecutionConfig` beside it.
     """
 
     loss: int
@@ -84,14 +85,6 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
-    # How the epoch runs rather than what it computes: the threads a large
-    # batch's gradient is shared over (any count gives the same result),
-    # whether rows arrive in a random order (the kernel then prefetches
-    # them), and hogwild's lock-free threads (which change the result).
-    n_threads: int = 1
-    prefetch: int = 1
-    hogwild: int = 0
-    sparse_update: int = SPARSE_LAZY
 
 
 class ExecutionConfig(NamedTuple):

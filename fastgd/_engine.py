@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ._config import ORDER_BATCHES, ORDER_SEQUENTIAL, ORDER_SHUFFLED, ExecutionConfig
 from ._errors import DivergenceError
 from ._result import FitResult
 from ._validation import (
@@ -23,13 +24,11 @@ from ._validation import (
     check_shuffle,
     check_X,
     check_y,
-    is_sparse,
 )
 from .backends import BACKEND_MODULES, get_backend
 
-
-# Largest batch of shuffle='batches' whose rows are prefetched (see Trainer._epoch).
-PREFETCH_MAX_BATCH = 64
+# The row order the backends are told of, per ``shuffle`` mode (``ExecutionConfig.row_order``).
+ROW_ORDER_OF_SHUFFLE = {False: ORDER_SEQUENTIAL, True: ORDER_SHUFFLED, "batches": ORDER_BATCHES}
 
 
 def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
@@ -303,7 +302,7 @@ def fit(
     check_option("backend", backend, tuple(BACKEND_MODULES))
     allow_copy = check_bool("allow_copy", allow_copy)
     X = check_X(X, allow_copy=allow_copy)
-    cfg = check_fit_settings(
+    cfg, run = check_fit_settings(
         loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
         batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
         alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
@@ -320,7 +319,7 @@ def fit(
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
         random_state=rng, lr=lr, schedule=schedule, decay=decay,
-        step_size=step_size, gamma=gamma,
+        step_size=step_size, gamma=gamma, run=run,
     )  # fmt: skip
     result = trainer.result
     try:
@@ -511,12 +510,16 @@ class Trainer:
         As in :func:`fastgd.fit` (already validated).
     random_state : int, Generator or None
         Seeds the generator that draws every epoch's row order.
+    run : ExecutionConfig
+        From ``check_fit_settings``: how the backend runs each epoch (its
+        ``row_order`` is set per epoch from ``shuffle``).
     """
 
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
-                 random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1):  # fmt: skip
+                 random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
+                 run=ExecutionConfig()):  # fmt: skip
         self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
-                         step_size=step_size, gamma=gamma)  # fmt: skip
+                         step_size=step_size, gamma=gamma, run=run)  # fmt: skip
         self.P = np.zeros((n_outputs, n_features + 1), dtype=dtype)
         self.state = np.zeros((2, n_outputs, n_features + 1), dtype=dtype)
         self.rng = np.random.default_rng(random_state)
@@ -527,7 +530,7 @@ class Trainer:
         self._rows = None
 
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
-                    gamma=0.1):  # fmt: skip
+                    gamma=0.1, run=ExecutionConfig()):  # fmt: skip
         """Take new settings, keeping parameters, optimizer state, counters and RNG.
 
         An estimator calls this when it continues training (``warm_start``,
@@ -535,12 +538,13 @@ class Trainer:
         ``set_params``; the loss and the number of outputs cannot change.
         """
         kernels = get_backend(backend)
-        if cfg.hogwild and not hasattr(kernels, "run_epoch_hogwild"):
+        if run.hogwild and "hogwild" not in kernels.CAPABILITIES:
             raise ValueError(
                 f"parallel='hogwild' needs a compiled backend ('numba' or 'cython'); "
                 f"got backend={backend!r}, which runs one thread."
             )
         self.cfg = cfg
+        self.run = run
         self.backend = backend
         self.kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
@@ -622,12 +626,10 @@ class Trainer:
         # Only a mode switch needs the data's order back: False epochs after
         # False epochs reuse it as it is, with no n-sized write per epoch.
         self._order_moved = shuffle is not False
-        batch_size = min(self.cfg.batch_size, n_samples)
-        # Rows at random addresses are prefetched: every row of a shuffled
-        # epoch, and small batches of 'batches' (larger ones stream, where
-        # prefetching measured up to 10% slower).
-        prefetch = shuffle is True or (shuffle == "batches" and batch_size <= PREFETCH_MAX_BATCH)
-        cfg = self.cfg._replace(batch_size=batch_size, prefetch=int(prefetch))
+        cfg = self.cfg._replace(batch_size=min(self.cfg.batch_size, n_samples))
+        # The backend is told the row order, and decides what it does with
+        # it (the CPU backends prefetch rows at random addresses).
+        run = self.run._replace(row_order=ROW_ORDER_OF_SHUFFLE[shuffle])
         if shuffle == "batches":
             shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
         elif shuffle:
@@ -638,20 +640,10 @@ class Trainer:
         )
         result = self.result
         started = time.perf_counter()
-        if is_sparse(X):
-            # The one place where the data layout picks the kernel. The CSR
-            # kernels run on one thread (n_threads and parallel do not apply).
-            epoch_loss, n_updates = self.kernels.run_epoch_sparse(
-                X.data, X.indices, X.indptr, y, self._order, self.P, self.state, cfg,
-                epoch_lr, result.n_updates,
-            )  # fmt: skip
-        else:
-            run_epoch = (
-                self.kernels.run_epoch_hogwild if cfg.hogwild else self.kernels.run_epoch
-            )
-            epoch_loss, n_updates = run_epoch(
-                X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
-            )
+        # Dense or CSR X alike: the backend picks its kernel by the layout.
+        epoch_loss, n_updates = self.kernels.run_epoch(
+            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates, run
+        )
         if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
             # A non-finite loss stopped the kernel before that batch's update;
             # otherwise only the last update went wrong. err.result is rolled

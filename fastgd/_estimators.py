@@ -218,7 +218,7 @@ class _MiniBatchBase(BaseEstimator):
     # --- settings -------------------------------------------------------------
 
     def _settings(self):
-        """Check every hyperparameter (fastgd's checks); return the kernel config."""
+        """Check every hyperparameter (fastgd's checks); return ``(KernelConfig, ExecutionConfig)``."""
         check_option("loss", self.loss, self._losses)
         check_option("backend", self.backend, tuple(BACKEND_MODULES))
         check_callback(self.callback)
@@ -265,7 +265,7 @@ class _MiniBatchBase(BaseEstimator):
         (finite values, float dtype, C order, targets) follow, no copy made
         when X is already a C-contiguous float array.
         """
-        cfg = self._settings()
+        cfg, run = self._settings()
         if not self.allow_copy:
             # Before scikit-learn's validate_data, which would make the copy.
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
@@ -285,13 +285,13 @@ class _MiniBatchBase(BaseEstimator):
                     f"{self._engine_loss!r}; fit with warm_start=False to start again."
                 )
             for trainer in self._trainers:
-                trainer.reconfigure(cfg, **self._schedule())
+                trainer.reconfigure(cfg, run=run, **self._schedule())
         else:
             self._engine_loss = loss
             self._trainers = [
                 Trainer(
                     cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
-                    loss=loss, random_state=self.random_state, **self._schedule(),
+                    loss=loss, random_state=self.random_state, run=run, **self._schedule(),
                 )  # fmt: skip
                 for _ in range(n_outputs if one_vs_rest else 1)
             ]

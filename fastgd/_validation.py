@@ -21,6 +21,7 @@ from ._config import (
     PENALTIES,
     SCHEDULES,
     SPARSE_UPDATES,
+    ExecutionConfig,
     KernelConfig,
     penalty_split,
 )
@@ -576,7 +577,11 @@ def check_fit_settings(
     parallel="data",
     sparse_update="lazy",
 ):
-    """Check every training setting; return the kernels' ``KernelConfig``."""
+    """Check every training setting; return ``(KernelConfig, ExecutionConfig)``.
+
+    What the backends compute and how they run it; the execution's
+    ``row_order`` is left at its default, the engine sets it per epoch.
+    """
     check_option("loss", loss, LOSSES)
     check_option("optimizer", optimizer, OPTIMIZERS)
     check_option("schedule", schedule, SCHEDULES)
@@ -607,7 +612,7 @@ def check_fit_settings(
     n_threads = check_n_threads(n_threads)
     check_option("parallel", parallel, PARALLEL_MODES)
     l2, l1 = penalty_split(penalty, alpha, l1_ratio)
-    return KernelConfig(
+    cfg = KernelConfig(
         loss=LOSSES.index(loss),
         optimizer=OPTIMIZERS.index(optimizer),
         batch_size=batch_size,
@@ -623,8 +628,11 @@ def check_fit_settings(
         eps=float(eps),
         rho=float(rho),
         weight_decay=float(weight_decay),
+    )
+    run = ExecutionConfig(
         # More threads than CPUs would only take turns: same result, slower.
         n_threads=min(n_threads, usable_cpu_count()),
         hogwild=int(parallel == "hogwild"),
         sparse_update=SPARSE_UPDATES.index(sparse_update),
     )
+    return cfg, run

@@ -4,10 +4,12 @@ Imported by the test modules as ``support`` (pytest puts this folder on
 ``sys.path``, as stumpy's tests do with ``naive.py``).
 """
 
+import functools
+
 import numpy as np
 
 import fastgd
-from fastgd._config import KernelConfig, LOSSES
+from fastgd._config import ExecutionConfig, KernelConfig, LOSSES
 from fastgd.backends import get_backend
 
 # The NumPy reference is the specification; every other usable backend is
@@ -112,9 +114,9 @@ def spy_on_run_epoch(monkeypatch, backend):
     real_run_epoch = module.run_epoch
     calls = []
 
-    def run_epoch(X, y, order, P, state, cfg, lr, t0):
-        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0))
-        return real_run_epoch(X, y, order, P, state, cfg, lr, t0)
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0, run=run))
+        return real_run_epoch(X, y, order, P, state, cfg, lr, t0, run=run)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)
     return calls
@@ -125,13 +127,16 @@ def wrap_run_epoch(monkeypatch, backend, wrapper):
 
     ``call`` counts the backend's epoch calls from 1 (one per trainer per
     epoch): a test injects a failure into one chosen epoch this way.
+    ``args`` are ``run_epoch``'s up to ``t0``; the ``run`` the engine passed
+    is bound into ``real_run_epoch``.
     """
     module = get_backend(backend)
     real_run_epoch = module.run_epoch
     calls = [0]
 
-    def run_epoch(*args):
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
         calls[0] += 1
-        return wrapper(calls[0], real_run_epoch, *args)
+        real = functools.partial(real_run_epoch, run=run)
+        return wrapper(calls[0], real, X, y, order, P, state, cfg, lr, t0)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)

@@ -21,7 +21,7 @@ import pytest
 
 import fastgd
 from fastgd import backends
-from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
+from fastgd._config import LOSSES, OPTIMIZERS, ORDER_SHUFFLED, PENALTIES, ExecutionConfig
 from fastgd._engine import row_order_dtype
 from fastgd._validation import check_fit_settings
 
@@ -42,6 +42,8 @@ needs_twins = pytest.mark.skipif(
 # contract promises against the reference.
 TWIN_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
 SETTINGS = dict(lr=0.05, alpha=0.01, l1_ratio=0.5, epochs=3, random_state=0)
+# How kernel_inputs' shuffled row order is run: one thread, rows prefetched.
+SHUFFLED = ExecutionConfig(row_order=ORDER_SHUFFLED)
 
 
 def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMPLES, **settings):
@@ -57,15 +59,15 @@ def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMP
         eps=1e-8, rho=0.9, weight_decay=0.01,
     )  # fmt: skip
     fields.update(settings)
-    cfg = check_fit_settings(batch_size=batch_size, n_samples=len(X), **fields)
+    cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=len(X), **fields)
     return X, y, order, cfg
 
 
-def epoch(kernels, X, y, order, cfg, n_outputs=1):
+def epoch(kernels, X, y, order, cfg, n_outputs=1, run=SHUFFLED):
     """Parameters, optimizer state and return value of one epoch from zero."""
     P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
     state = np.zeros((2,) + P.shape, dtype=X.dtype)
-    returned = kernels.run_epoch(X, y, order, P, state, cfg, 0.05, 0)
+    returned = kernels.run_epoch(X, y, order, P, state, cfg, 0.05, 0, run=run)
     return P, state, returned
 
 
@@ -184,7 +186,8 @@ def test_cython_kernel_threads_give_the_same_bits_over_several_waves(
     X, y, order, cfg = kernel_inputs(loss=loss, batch_size=n, n=n)
     n_outputs = int(y.max()) + 1 if loss == "multinomial" else 1
     runs = [
-        epoch(cython_kernels, X, y, order, cfg._replace(n_threads=threads), n_outputs)
+        epoch(cython_kernels, X, y, order, cfg, n_outputs,
+              run=SHUFFLED._replace(n_threads=threads))  # fmt: skip
         for threads in (1, n_threads)
     ]
     (P1, state1, returned1), (P, state, returned) = runs
@@ -228,8 +231,8 @@ def test_cython_hogwild_kernel_counts_every_batch(cython_kernels):
     X, y, order, cfg = kernel_inputs(batch_size=4, optimizer="sgd")
     P = np.zeros((1, X.shape[1] + 1))
     state = np.zeros((2,) + P.shape)
-    loss, n_updates = cython_kernels.run_epoch_hogwild(
-        X, y, order, P, state, cfg._replace(n_threads=3, hogwild=1), 0.05, 0
+    loss, n_updates = cython_kernels.run_epoch(
+        X, y, order, P, state, cfg, 0.05, 0, run=SHUFFLED._replace(n_threads=3, hogwild=1)
     )
     assert n_updates == -(-len(order) // 4)
     assert isinstance(n_updates, int) and np.isfinite(loss)

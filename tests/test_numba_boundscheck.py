@@ -28,7 +28,7 @@ def test_numba_kernels_check_bounds():
     assert numba.config.BOUNDSCHECK, "NUMBA_BOUNDSCHECK=1 but Numba did not read it"
     kernels = get_backend("numba")
     X, y = make_problem("squared_error", np.float64)
-    cfg = check_fit_settings(
+    cfg, run = check_fit_settings(
         loss="squared_error", optimizer="sgd", lr=0.01, schedule="constant",
         batch_size=1, n_samples=len(X), epochs=1, penalty=None, alpha=0.0,
         l1_ratio=0.15, fit_intercept=True, drop_last=False, tol=None,
@@ -41,4 +41,4 @@ def test_numba_kernels_check_bounds():
     P = np.zeros((1, X.shape[1] + 1))
     state = np.zeros((2,) + P.shape)
     with pytest.raises(IndexError):
-        kernels.run_epoch(X, y, order, P, state, cfg, 0.01, 0)
+        kernels.run_epoch(X, y, order, P, state, cfg, 0.01, 0, run=run)

@@ -29,8 +29,8 @@ import numpy as np
 
 # name -> module; the order is the order of ``available_backends()``.
 BACKEND_MODULES = {
-    "numba": "fastgd.backends._numba",
-    "cython": "fastgd.backends._cython_kernels",
+    "numba": "fastgd.backends._numba_backend",
+    "cython": "fastgd.backends._cython_backend",
     "numpy": "fastgd.backends._reference",
 }
 

@@ -13,8 +13,9 @@ read and written in their storage dtype while scalars and accumulators are
 double, and every expression keeps the Numba code's operation order, so the
 two backends agree to rounding.
 
-Settings arrive as the ``KernelConfig`` named tuple and are copied once per
-call into a C struct of the same fields, before the GIL is released.
+Settings arrive as the ``KernelConfig`` and ``_cpu.CpuExecution`` named
+tuples and are copied once per call into C structs of the same fields,
+before the GIL is released.
 Compiled by ``setup.py`` with bounds checking and wraparound off and with
 OpenMP where the compiler has it (without, ``prange`` loops run serially);
 ``FASTGD_CYTHON_DEBUG=1`` at build time turns both checks on.
@@ -31,6 +32,7 @@ from libc.stdint cimport int32_t, int64_t
 import numpy as np
 
 from .. import _config
+from . import _cpu
 
 ctypedef fused floating:
     float
@@ -121,10 +123,15 @@ cdef struct KernelConfig:
     double eps
     double rho
     double weight_decay
+
+
+cdef struct CpuExecution:
+    # Field for field the ``_cpu.CpuExecution`` named tuple (checked at import):
+    # how the epoch runs, where KernelConfig is what it computes.
     int n_threads
-    int prefetch
     int hogwild
     int sparse_update
+    int prefetch
 
 
 cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes, bint to_l2) noexcept nogil:
@@ -464,11 +471,11 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
 # kernels take a preallocated ``scratch`` of shape (WAVE_CHUNKS, 2, K).
 
 
-cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
+cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
     ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
-    (``cfg.prefetch``) announces the rows it will read a few steps ahead.
+    (``execution.prefetch``) announces the rows it will read a few steps ahead.
     Not inline: the threads and the one-thread loop of ``chunked_gradient``
     run the same machine code, which keeps their sums identical.
     """
@@ -492,7 +499,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
         # Compiled into the float32 kernel only (Cython fuses types so).
         if floating is float:
             while stop - start >= ROW_BLOCK_MIN and r + 4 <= stop:
-                if cfg.prefetch:
+                if execution.prefetch:
                     for b in range(4):
                         prefetch_dense_row(X, y, order, r + b)
                 i0 = order[r]
@@ -512,7 +519,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
                 add_four_rows(Gp, X, i0, i1, i2, i3, s0 * inv_m, s1 * inv_m, s2 * inv_m, s3 * inv_m)
                 r += 4
         while r < stop:
-            if cfg.prefetch:
+            if execution.prefetch:
                 prefetch_dense_row(X, y, order, r)
             i = order[r]
             # y[i] first: the debug build's bounds check of the row is here,
@@ -524,7 +531,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
             r += 1
         return total
     for r in range(start, stop):
-        if cfg.prefetch:
+        if execution.prefetch:
             prefetch_dense_row(X, y, order, r)
         i = order[r]
         y_i = y[i]
@@ -553,7 +560,7 @@ cdef inline double add_chunks(double[:, ::1] G, double[:, :, ::1] parts, double[
     return total
 
 
-cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, double inv_m, int threads, double[:, :, ::1] scratch) except -1 nogil:
+cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, int threads, double[:, :, ::1] scratch) except -1 nogil:
     """One wave of chunks' partial gradients on ``threads`` OpenMP threads.
 
     ``scratch[c]`` holds chunk c's own z and g, so threads never share them.
@@ -562,11 +569,11 @@ cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const 
     for c in prange(wave_chunks, num_threads=threads, schedule="static"):
         first = start + (wave + c) * CHUNK_ROWS
         last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
-        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, scratch[c, 0], scratch[c, 1])
+        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, scratch[c, 0], scratch[c, 1])
     return 0
 
 
-cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
+cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
     """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
@@ -585,12 +592,12 @@ cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1
     while wave < n_chunks:
         wave_chunks = n_parts if n_parts < n_chunks - wave else n_chunks - wave
         if threads > 1:
-            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m, threads, scratch)
+            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, execution, inv_m, threads, scratch)
         else:
             for c in range(wave_chunks):
                 first = start + (wave + c) * CHUNK_ROWS
                 last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
-                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, inv_m, z, g)
+                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, z, g)
         total += add_chunks(G, parts, losses, wave, wave_chunks)
         wave += n_parts
     return total
@@ -612,7 +619,7 @@ cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y
     return value
 
 
-cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
+cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, const CpuExecution *execution, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
     """Batches ``first..last-1`` of the epoch: the sum of their mean losses.
 
     The updates made go to ``n_updates``. Update number ``t`` advances by
@@ -633,7 +640,7 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         start = batch * batch_size
         stop = start + batch_size if start + batch_size < n_rows else n_rows
         if stop - start == 1 and fused:
-            if cfg.prefetch:
+            if execution.prefetch:
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
             value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t + stride)
@@ -648,9 +655,9 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         inv_m = 1.0 / (stop - start)
         if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
             # One pass over the batch (see _numba.run_batches).
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g)
         else:
-            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads, scratch)
+            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses, threads, scratch)
         if not isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
@@ -677,19 +684,22 @@ def run_epoch(
     floating[:, ::1] P,
     floating[:, :, ::1] state,
     cfg,
+    execution,
     double lr,
     long long t0,
 ):
-    """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
+    """One epoch of mini-batch gradient descent over a dense X; see ``_reference.run_epoch``.
 
-    Batches of more than CHUNK_ROWS rows have their gradient computed by
-    ``cfg.n_threads`` threads, with the same result for any count. X, y and
+    ``execution`` is a ``_cpu.CpuExecution``. Batches of more than
+    CHUNK_ROWS rows have their gradient computed by ``execution.n_threads``
+    threads, with the same result for any count. X, y and
     order may be read-only (a ``np.memmap(mode="r")`` works); P and state are
     updated in place. The GIL is released for the whole epoch.
     """
     # Everything that touches Python happens here, once per epoch: the
     # settings become a C struct and the scratch arrays are allocated.
     cdef KernelConfig config = cfg._asdict()
+    cdef CpuExecution cpu = execution._asdict()
     cdef Py_ssize_t n_batches = batch_count(order.shape[0], &config)
     cdef Py_ssize_t K = P.shape[0]
     # float64 whatever the dtype: a float32 sum of a batch's rows would not
@@ -705,7 +715,7 @@ def run_epoch(
     cdef double total
     cdef long long n_updates = 0
     with nogil:
-        total = run_batches(X, y, order, P, state, &config, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, config.n_threads, scratch, &n_updates)
+        total = run_batches(X, y, order, P, state, &config, &cpu, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, cpu.n_threads, scratch, &n_updates)
     if not isfinite(total):
         return total, n_updates
     return total / n_batches, n_updates
@@ -718,10 +728,11 @@ def run_epoch_hogwild(
     floating[:, ::1] P,
     floating[:, :, ::1] state,
     cfg,
+    execution,
     double lr,
     long long t0,
 ):
-    """One epoch on ``cfg.n_threads`` lock-free threads; see ``_numba.hogwild_kernel``.
+    """One epoch on ``execution.n_threads`` lock-free threads; see ``_numba.hogwild_kernel``.
 
     Hogwild (Niu et al., 2011): each thread runs its own contiguous share of
     the epoch's batches and writes its updates straight into ``P`` and
@@ -731,8 +742,9 @@ def run_epoch_hogwild(
     the thread count.
     """
     cdef KernelConfig config = cfg._asdict()
+    cdef CpuExecution cpu = execution._asdict()
     cdef Py_ssize_t n_batches = batch_count(order.shape[0], &config)
-    cdef Py_ssize_t n_workers = config.n_threads if config.n_threads < n_batches else n_batches
+    cdef Py_ssize_t n_workers = cpu.n_threads if cpu.n_threads < n_batches else n_batches
     if n_workers < 1:
         n_workers = 1
     cdef Py_ssize_t K = P.shape[0]
@@ -750,7 +762,7 @@ def run_epoch_hogwild(
     with nogil:
         for w in prange(n_workers, num_threads=n_workers, schedule="static"):
             losses[w] = run_batches(
-                X, y, order, P, state, &config, lr, t0 + w,
+                X, y, order, P, state, &config, &cpu, lr, t0 + w,
                 n_batches * w // n_workers, n_batches * (w + 1) // n_workers, n_workers,
                 G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, 1, no_scratch, &updates[w],
             )
@@ -760,6 +772,66 @@ def run_epoch_hogwild(
     if not isfinite(total):
         return total, n_updates
     return total / n_batches, n_updates
+
+
+# --- the batch-level seam: one batch's gradient, one update ---------------------
+# The pieces of the epoch above, callable from Python one batch at a time
+# (``_cython_backend.batch_gradient`` and ``apply_update``): no arithmetic of
+# their own.
+
+
+def batch_gradient(
+    const floating[:, ::1] X,
+    const floating[::1] y,
+    const index_t[::1] rows,
+    floating[:, ::1] P,
+    cfg,
+    execution,
+):
+    """``(loss_sum, G)`` of the batch ``rows``: the gradient ``run_batches`` computes for it.
+
+    ``G`` (float64, the shape of P) is the mean gradient of the loss alone,
+    its last column the mean dL/dz. A batch of more than CHUNK_ROWS rows
+    goes chunk by chunk, as in the epoch, so the sums are the epoch's.
+    """
+    cdef KernelConfig config = cfg._asdict()
+    cdef CpuExecution cpu = execution._asdict()
+    cdef Py_ssize_t m = rows.shape[0]
+    cdef Py_ssize_t K = P.shape[0]
+    cdef double inv_m = 1.0 / m
+    G_array = np.empty((K, P.shape[1]))
+    cdef double[:, ::1] G = G_array
+    cdef double[::1] z = np.empty(K)
+    cdef double[::1] g = np.empty(K)
+    cdef Py_ssize_t n_chunks = (m + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t n_parts = (n_chunks if n_chunks < WAVE_CHUNKS else WAVE_CHUNKS) if n_chunks > 1 else 0
+    cdef double[:, :, ::1] parts = np.empty((n_parts, K, P.shape[1]))
+    cdef double[::1] losses = np.empty(n_parts)
+    cdef double[:, :, ::1] scratch = np.empty((n_parts, 2, K))
+    cdef double total
+    with nogil:
+        if m <= CHUNK_ROWS:
+            total = rows_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g)
+        else:
+            total = chunked_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g, parts, losses, 1, scratch)
+    return total, G_array
+
+
+def update_parameters(
+    floating[:, ::1] P,
+    double[:, ::1] G,
+    floating[:, :, ::1] state,
+    cfg,
+    double lr,
+    long long t,
+):
+    """``apply_update`` of update number ``t`` in an epoch of base rate ``lr``: as in ``run_batches``.
+
+    Adds the L2 term to G in place, as ``apply_update`` does.
+    """
+    cdef KernelConfig config = cfg._asdict()
+    with nogil:
+        apply_update(P, G, state, &config, learning_rate(lr, t, config.power_t), t)
 
 
 # --- import-time guards --------------------------------------------------------
@@ -790,14 +862,20 @@ def _struct_fields():
     probe.batch_size = 0
     probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
-    probe.n_threads = probe.prefetch = probe.hogwild = 0
-    probe.sparse_update = 0
+    return tuple(<dict>probe)
+
+
+def _execution_fields():
+    """Field names of the C ``CpuExecution``, in declaration order."""
+    cdef CpuExecution probe
+    probe.n_threads = probe.hogwild = probe.sparse_update = probe.prefetch = 0
     return tuple(<dict>probe)
 
 
 if (
     any(getattr(_config, name) != code for name, code in _C_CODES.items())
     or _struct_fields() != _config.KernelConfig._fields
+    or _execution_fields() != _cpu.CpuExecution._fields
 ):
     raise ImportError(
         "fastgd.backends._cython_kernels was compiled against other settings codes "
@@ -829,9 +907,9 @@ cdef double MIN_SCALE = 1e-9
 SPARSE_MIN_SCALE = MIN_SCALE
 
 
-cdef inline int update_mode(const KernelConfig *cfg) noexcept nogil:
+cdef inline int update_mode(const KernelConfig *cfg, const CpuExecution *execution) noexcept nogil:
     """Which of the four update modes an epoch with settings ``cfg`` runs."""
-    if cfg.sparse_update == SPARSE_DENSE:
+    if execution.sparse_update == SPARSE_DENSE:
         return UPDATE_DENSE
     if cfg.optimizer == OPT_SGD:
         return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
@@ -1020,22 +1098,27 @@ def run_epoch_sparse(
     floating[:, ::1] P,
     floating[:, :, ::1] state,
     cfg,
+    execution,
     double lr,
     long long t0,
 ):
     """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
+
+    ``execution`` is a ``_cpu.CpuExecution``: its ``sparse_update`` picks the
+    update mode (the CSR epoch always prefetches, and runs on one thread).
 
     The CSR arrays, y and order may be read-only; P and state are updated in
     place, and hold the true parameters on return. The GIL is released for
     the whole epoch.
     """
     cdef KernelConfig config = cfg._asdict()
+    cdef CpuExecution cpu = execution._asdict()
     cdef Py_ssize_t n_rows = order.shape[0]
     cdef Py_ssize_t batch_size = config.batch_size
     cdef Py_ssize_t n_batches = batch_count(n_rows, &config)
     cdef Py_ssize_t K = P.shape[0]
     cdef Py_ssize_t d = P.shape[1] - 1
-    cdef int mode = update_mode(&config)
+    cdef int mode = update_mode(&config, &cpu)
     cdef bint scaled = mode == UPDATE_SCALED
     cdef bint cumulative = mode == UPDATE_CUMULATIVE
     cdef bint track = cumulative or mode == UPDATE_TOUCHED
@@ -1134,6 +1217,45 @@ def run_epoch_sparse(
     if diverged:
         return batch_loss, t - t0
     return total / n_batches, t - t0
+
+
+def batch_gradient_sparse(
+    const floating[::1] data,
+    const sparse_index_t[::1] indices,
+    const sparse_index_t[::1] indptr,
+    const floating[::1] y,
+    const index_t[::1] rows,
+    floating[:, ::1] P,
+    cfg,
+):
+    """``(loss_sum, G)`` of the CSR rows ``rows``: the gradient of the dense update mode.
+
+    The row loop of ``run_epoch_sparse`` with ``UPDATE_DENSE`` (true weights,
+    no column tracking), from the same pieces. ``G`` (float64, the shape of
+    P) is the mean gradient of the loss alone, its last column the mean dL/dz.
+    """
+    cdef KernelConfig config = cfg._asdict()
+    cdef Py_ssize_t K = P.shape[0]
+    G_array = np.zeros((K, P.shape[1]))
+    cdef double[:, ::1] G = G_array
+    cdef double[::1] z = np.empty(K)
+    cdef double[::1] g = np.empty(K)
+    cdef Py_ssize_t[::1] no_touched = np.empty(0, dtype=np.intp)
+    cdef unsigned char[::1] no_seen = np.zeros(0, dtype=np.uint8)
+    cdef double inv_m = 1.0 / rows.shape[0]
+    cdef double total = 0.0
+    cdef Py_ssize_t r, i, k, lo, hi
+    with nogil:
+        for r in range(rows.shape[0]):
+            i = rows[r]
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
+            total += loss_dloss(&config, z, y[i], g)
+            for k in range(K):
+                g[k] *= inv_m
+            accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)
+    return total, G_array
 
 
 if OPT_SGD != _config.OPT_SGD or SPARSE_DENSE != _config.SPARSE_DENSE:

@@ -451,7 +451,7 @@ ROW_BLOCK_MIN = 32
 WAVE_CHUNKS = 64
 
 
-def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, inv_m):
+def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m):
     """The first rows of ``order[start:stop]`` four at a time, for float32 X: (loss sum, next row).
 
     Single-output ``rows_gradient``'s opening loop; G is already zero. For
@@ -461,12 +461,12 @@ def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, inv_m):
     """
 
 
-def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, inv_m):
+def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, execution, inv_m):
     loss, epsilon = cfg.loss, cfg.epsilon
     total = 0.0
     r = start
     while stop - start >= ROW_BLOCK_MIN and r + 4 <= stop:
-        if cfg.prefetch:
+        if execution.prefetch:
             for b in range(4):
                 prefetch_dense_row(X, y, order, r + b)
         i0, i1, i2, i3 = order[r], order[r + 1], order[r + 2], order[r + 3]
@@ -481,27 +481,27 @@ def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, inv_m):
 
 
 @overload(rows_four_at_a_time, inline="always")
-def _rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, inv_m):
+def _rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m):
     if X.dtype == types.float32:
         return _rows_four_at_a_time_float32
-    return lambda X, y, order, start, stop, p, G, cfg, inv_m: (0.0, start)
+    return lambda X, y, order, start, stop, p, G, cfg, execution, inv_m: (0.0, start)
 
 
 @_jit
-def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
+def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g):
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
     ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
-    (``cfg.prefetch``) announces the rows it will read a few steps ahead.
+    (``execution.prefetch``) announces the rows it will read a few steps ahead.
     """
     G[...] = 0.0
     total = 0.0
     if P.shape[0] == 1:
         p, Gp = P[0], G[0]
         loss, epsilon = cfg.loss, cfg.epsilon
-        total, r = rows_four_at_a_time(X, y, order, start, stop, p, Gp, cfg, inv_m)
+        total, r = rows_four_at_a_time(X, y, order, start, stop, p, Gp, cfg, execution, inv_m)
         for r in range(r, stop):
-            if cfg.prefetch:
+            if execution.prefetch:
                 prefetch_dense_row(X, y, order, r)
             i = order[r]
             value, slope = loss_and_derivative(loss, row_score(X, i, p), y[i], epsilon)
@@ -509,7 +509,7 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g):
             add_row(Gp, X, i, slope * inv_m)
         return total
     for r in range(start, stop):
-        if cfg.prefetch:
+        if execution.prefetch:
             prefetch_dense_row(X, y, order, r)
         i = order[r]
         for k in range(P.shape[0]):
@@ -537,17 +537,19 @@ def add_chunks(G, parts, losses, wave, wave_chunks):
 
 
 @_jit(parallel=True)
-def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, inv_m):
+def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, execution,
+                    inv_m):  # fmt: skip
     """One wave of chunks' partial gradients on the threads (Numba's count, set by the caller)."""
     for c in prange(wave_chunks):
         first = start + (wave + c) * CHUNK_ROWS
         z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
         losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
-                                  parts[c], cfg, inv_m, z, g)  # fmt: skip
+                                  parts[c], cfg, execution, inv_m, z, g)  # fmt: skip
 
 
 @_jit(inline="always")
-def chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, losses, threads):
+def chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses,
+                     threads):  # fmt: skip
     """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
@@ -566,10 +568,10 @@ def chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts, lo
             for c in range(wave_chunks):
                 first = start + (wave + c) * CHUNK_ROWS
                 losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
-                                          parts[c], cfg, inv_m, z, g)  # fmt: skip
+                                          parts[c], cfg, execution, inv_m, z, g)  # fmt: skip
         else:
             threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses,
-                            cfg, inv_m)  # fmt: skip
+                            cfg, execution, inv_m)  # fmt: skip
         total += add_chunks(G, parts, losses, wave, wave_chunks)
     return total
 
@@ -591,8 +593,8 @@ def sgd_row_step(X, i, y_i, p, cfg, lr, t):
 
 
 @_jit(inline="always")
-def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g, parts, losses,
-                threads):  # fmt: skip
+def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stride, G, z, g, parts,
+                losses, threads):  # fmt: skip
     """Batches ``first..last-1`` of the epoch: (sum of their mean losses, updates made).
 
     Update number ``t`` advances by ``stride`` per update (1, or the thread
@@ -611,7 +613,7 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         start = batch * batch_size
         stop = min(start + batch_size, n_rows)
         if stop - start == 1 and fused:
-            if cfg.prefetch:
+            if execution.prefetch:
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
             value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t + stride)
@@ -626,10 +628,10 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, first, last, stride, G, z, g
         if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
             # One pass over the batch: the common case, tested here rather
             # than inside chunked_gradient (20% faster at batch size 8).
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g)
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g)
         else:
-            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, inv_m, z, g, parts,
-                                          losses, threads)  # fmt: skip
+            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z,
+                                          g, parts, losses, threads)  # fmt: skip
         if not math.isfinite(batch_loss):
             # Diverged: leave this batch's update out and let the engine,
             # which reads the batch from the update count, raise.
@@ -649,7 +651,7 @@ def batch_count(n_rows, cfg):
 
 
 @_jit
-def epoch_kernel(X, y, order, P, state, cfg, lr, t0, threads):
+def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads):
     """The compiled epoch of :func:`run_epoch`."""
     n_batches = batch_count(order.shape[0], cfg)
     # float64 whatever the dtype: a float32 sum of a batch's rows would not
@@ -660,15 +662,16 @@ def epoch_kernel(X, y, order, P, state, cfg, lr, t0, threads):
     parts = np.empty((min(n_chunks, WAVE_CHUNKS) if n_chunks > 1 else 0,) + P.shape)
     losses = np.empty(parts.shape[0])
     total, n_updates = run_batches(
-        X, y, order, P, state, cfg, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, threads
-    )
+        X, y, order, P, state, cfg, execution, lr, t0, 0, n_batches, 1, G, z, g, parts, losses,
+        threads,
+    )  # fmt: skip
     if not math.isfinite(total):
         return total, n_updates
     return total / n_batches, n_updates
 
 
 @_jit(parallel=True)
-def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
+def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0):
     """The compiled epoch of :func:`run_epoch_hogwild`.
 
     Hogwild (Niu et al., 2011): each thread runs its own contiguous share of
@@ -680,7 +683,7 @@ def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
     counted per thread, scaled by the thread count.
     """
     n_batches = batch_count(order.shape[0], cfg)
-    n_workers = max(1, min(cfg.n_threads, n_batches))
+    n_workers = max(1, min(execution.n_threads, n_batches))
     losses = np.zeros(n_workers)
     updates = np.zeros(n_workers, dtype=np.int64)
     for w in prange(n_workers):
@@ -688,7 +691,7 @@ def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
         z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
         no_parts = np.empty((0,) + P.shape)
         losses[w], updates[w] = run_batches(
-            X, y, order, P, state, cfg, lr, t0 + w,
+            X, y, order, P, state, cfg, execution, lr, t0 + w,
             n_batches * w // n_workers, n_batches * (w + 1) // n_workers,
             n_workers, G, z, g, no_parts, np.empty(0), None,
         )  # fmt: skip
@@ -698,22 +701,23 @@ def hogwild_kernel(X, y, order, P, state, cfg, lr, t0):
     return total / n_batches, updates.sum()
 
 
-def run_epoch(X, y, order, P, state, cfg, lr, t0):
-    """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
+def run_epoch(X, y, order, P, state, cfg, execution, lr, t0):
+    """One epoch of mini-batch gradient descent over a dense X; see ``_reference.run_epoch``.
 
-    Batches of more than CHUNK_ROWS rows have their gradient computed by
-    ``cfg.n_threads`` threads, with the same result for any count.
+    ``execution`` is a ``_cpu.CpuExecution``. Batches of more than
+    CHUNK_ROWS rows have their gradient computed by ``execution.n_threads``
+    threads, with the same result for any count.
     """
-    if cfg.n_threads == 1:
-        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, None)
-    with numba_threads(cfg.n_threads):
-        return epoch_kernel(X, y, order, P, state, cfg, lr, t0, cfg.n_threads)
+    if execution.n_threads == 1:
+        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, None)
+    with numba_threads(execution.n_threads):
+        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, execution.n_threads)
 
 
-def run_epoch_hogwild(X, y, order, P, state, cfg, lr, t0):
-    """One epoch on ``cfg.n_threads`` lock-free threads; see ``hogwild_kernel``."""
-    with numba_threads(cfg.n_threads):
-        return hogwild_kernel(X, y, order, P, state, cfg, lr, t0)
+def run_epoch_hogwild(X, y, order, P, state, cfg, execution, lr, t0):
+    """One epoch on ``execution.n_threads`` lock-free threads; see ``hogwild_kernel``."""
+    with numba_threads(execution.n_threads):
+        return hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0)
 
 
 @contextlib.contextmanager
@@ -730,5 +734,42 @@ def numba_threads(n_threads):
         numba.set_num_threads(previous)
 
 
+# --- the batch-level seam: one batch's gradient, one update ---------------------
+# The pieces of the epoch above, callable from Python one batch at a time
+# (``_numba_backend.batch_gradient`` and ``apply_update``): no arithmetic of
+# their own.
+
+
+@_jit
+def batch_gradient(X, y, rows, P, cfg, execution):
+    """``(loss_sum, G)`` of the batch ``rows``: the gradient ``run_batches`` computes for it.
+
+    ``G`` (float64, the shape of P) is the mean gradient of the loss alone,
+    its last column the mean dL/dz. A batch of more than CHUNK_ROWS rows
+    goes chunk by chunk, as in the epoch, so the sums are the epoch's.
+    """
+    m = rows.shape[0]
+    inv_m = 1.0 / m
+    G = np.empty(P.shape)
+    z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
+    if m <= CHUNK_ROWS:
+        return rows_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g), G
+    n_chunks = (m + CHUNK_ROWS - 1) // CHUNK_ROWS
+    parts = np.empty((min(n_chunks, WAVE_CHUNKS),) + P.shape)
+    losses = np.empty(parts.shape[0])
+    total = chunked_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g, parts, losses,
+                             None)  # fmt: skip
+    return total, G
+
+
+@_jit
+def update_parameters(P, G, state, cfg, lr, t):
+    """``apply_update`` of update number ``t`` in an epoch of base rate ``lr``: as in ``run_batches``.
+
+    Adds the L2 term to G in place, as ``apply_update`` does.
+    """
+    apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+
+
 # The CSR twin of run_epoch lives in its own file; the backend exposes both.
-from ._numba_sparse import run_epoch_sparse  # noqa: E402, F401
+from ._numba_sparse import batch_gradient_sparse, run_epoch_sparse  # noqa: E402, F401

@@ -57,9 +57,9 @@ PREFETCH_DISTANCE = 8
 
 
 @_jit(inline="always")
-def update_mode(cfg):
+def update_mode(cfg, execution):
     """Which of the four update modes an epoch with settings ``cfg`` runs."""
-    if cfg.sparse_update == SPARSE_DENSE:
+    if execution.sparse_update == SPARSE_DENSE:
         return UPDATE_DENSE
     if cfg.optimizer == OPT_SGD:
         return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
@@ -263,14 +263,18 @@ def dense_update(P, G, state, cfg, eta, t):
 
 
 @_jit
-def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
-    """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, lr, t0):
+    """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
+
+    ``execution`` is a ``_cpu.CpuExecution``: its ``sparse_update`` picks the
+    update mode (the CSR epoch always prefetches, and runs on one thread).
+    """
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
     n_batches = batch_count(n_rows, cfg)
     K = P.shape[0]
     d = P.shape[1] - 1
-    mode = update_mode(cfg)
+    mode = update_mode(cfg, execution)
     scaled = mode == UPDATE_SCALED
     cumulative = mode == UPDATE_CUMULATIVE
     track = cumulative or mode == UPDATE_TOUCHED
@@ -367,3 +371,34 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
     if diverged:
         return batch_loss, t - t0
     return total / n_batches, t - t0
+
+
+# --- the batch-level seam: one batch's gradient ---------------------------------
+
+
+@_jit
+def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
+    """``(loss_sum, G)`` of the CSR rows ``rows``: the gradient of the dense update mode.
+
+    The row loop of ``run_epoch_sparse`` with ``UPDATE_DENSE`` (true weights,
+    no column tracking), from the same pieces. ``G`` (float64, the shape of
+    P) is the mean gradient of the loss alone, its last column the mean dL/dz.
+    """
+    K = P.shape[0]
+    G = np.zeros(P.shape)
+    z = np.empty(K)
+    g = np.empty(K)
+    no_touched = np.empty(0, dtype=np.int64)
+    no_seen = np.zeros(0, dtype=np.bool_)
+    inv_m = 1.0 / rows.shape[0]
+    total = 0.0
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
+        total += loss_dloss(cfg, z, y[i], g)
+        for k in range(K):
+            g[k] *= inv_m
+        accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)
+    return total, G

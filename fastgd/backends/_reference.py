@@ -14,6 +14,7 @@ weights are contiguous, which is what lets the compiled kernels vectorise);
 import numpy as np
 
 from .._config import (
+    ExecutionConfig,
     LOSS_EPSILON_INSENSITIVE,
     LOSS_HINGE,
     LOSS_HUBER,
@@ -28,6 +29,11 @@ from .._config import (
     OPT_RMSPROP,
     OPT_SGD,
 )
+from . import dispatch_layout
+
+CAPABILITIES = frozenset({"dense", "csr", "float32", "float64"})
+# The specification: every other backend is measured against it.
+TOLERANCE = {"float64": 0.0, "float32": 0.0}
 
 # --- losses: per-row value and derivative with respect to the prediction ----
 
@@ -154,12 +160,96 @@ def batch_bounds(n_rows, batch_size, drop_last):
     return bounds
 
 
-def run_epoch(X, y, order, P, state, cfg, lr, t0):
+def batch_gradient(X, y, rows, P, cfg):
+    """Sum of the losses of the rows ``rows`` and their mean gradient, penalty excluded.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), or a scipy CSR matrix
+    y : ndarray of shape (n_samples,)
+    rows : ndarray of shape (m,), integer row indices of the batch
+    P : ndarray of shape (K, n_features + 1)
+    cfg : KernelConfig
+
+    Returns
+    -------
+    loss_sum : float
+        ``Σ L(z_i, y_i)`` over the batch's rows.
+    G : ndarray of shape (K, n_features + 1), float64
+        ``1/m Σ ∂L/∂P``: the weights' columns, then the intercept column,
+        which holds the mean ``∂L/∂z`` whether or not the intercept is fitted
+        (:func:`apply_update` decides what is stepped).
+    """
+    # Arithmetic in float64 whatever the storage dtype, as in the kernels:
+    # float32 data and parameters are only read and written as float32.
+    Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
+    W, b = P[:, :-1].T, P[:, -1]
+    loss, dZ = LOSS_FUNCTIONS[cfg.loss](Xb @ W + b, yb, cfg)
+    m = len(rows)
+    G = np.empty(P.shape)
+    G[:, :-1] = (Xb.T @ dZ / m).T
+    G[:, -1] = dZ.sum(axis=0) / m
+    return float(loss.sum()), G
+
+
+def apply_update(P, G, state, cfg, lr, t):
+    """Update number ``t`` (1-based) of an epoch of base rate ``lr``, in place.
+
+    The L2 term joins the gradient ``G`` (from :func:`batch_gradient`), then
+    AdamW's decoupled decay, the optimizer's step and L1's soft-threshold,
+    at the update's rate (``lr / t**power_t`` for invscaling). The intercept
+    is stepped only with ``fit_intercept`` and never penalised. ``G`` itself
+    is left as it is.
+
+    Parameters
+    ----------
+    P : ndarray of shape (K, n_features + 1), updated in place
+    G : ndarray of shape (K, n_features + 1)
+    state : ndarray of shape (2, K, n_features + 1), updated in place
+    cfg : KernelConfig
+    lr : float
+    t : int
+    """
+    W = P[:, :-1]
+    grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
+    grad[:, :-1] += cfg.l2 * W
+    n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
+    eta = learning_rate(lr, t, cfg.power_t)
+    if cfg.optimizer == OPT_ADAMW:
+        W *= 1.0 - eta * cfg.weight_decay
+    step = OPTIMIZER_STEPS[cfg.optimizer]
+    step(P[:, :n_params], grad[:, :n_params], state[:, :, :n_params], eta, t, cfg)
+    if cfg.l1 > 0.0:
+        W[:] = soft_threshold(W, eta * cfg.l1)
+
+
+def run_batches(X, y, order, P, state, cfg, lr, t0):
+    """The epoch of :func:`run_epoch`, for a dense X or a scipy CSR one alike.
+
+    Its definition: :func:`batch_gradient` and :func:`apply_update` over the
+    epoch's batches, one after the other.
+    """
+    batch_losses = []
+    t = t0
+    for start, stop in batch_bounds(len(order), cfg.batch_size, cfg.drop_last):
+        loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg)
+        batch_loss = loss_sum / (stop - start)
+        if not np.isfinite(batch_loss):
+            return batch_loss, t - t0  # diverged: the engine raises
+        batch_losses.append(batch_loss)
+        t += 1
+        apply_update(P, G, state, cfg, lr, t)
+    return float(np.mean(batch_losses)), t - t0
+
+
+@dispatch_layout("run_epoch_sparse")
+def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     """Run one epoch of mini-batch gradient descent over the rows ``X[order]``.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features), or a scipy CSR matrix
+        (which goes to ``run_epoch_sparse``)
     y : ndarray of shape (n_samples,), same dtype as X (class codes for the
         classification losses)
     order : ndarray of shape (n_rows,), integer row indices visited in order
@@ -168,6 +258,9 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
     cfg : KernelConfig
     lr : float, base learning rate of this epoch
     t0 : int, number of updates made before this epoch
+    run : ExecutionConfig
+        How the epoch runs. The reference runs one thread whatever it says,
+        and reads only ``sparse_update`` (of a CSR X).
 
     Returns
     -------
@@ -178,36 +271,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0):
         and returns that loss.
     n_updates : int
     """
-    W, b = P[:, :-1].T, P[:, -1]
-    n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
-    bounds = batch_bounds(len(order), cfg.batch_size, cfg.drop_last)
-    loss_fn = LOSS_FUNCTIONS[cfg.loss]
-    step = OPTIMIZER_STEPS[cfg.optimizer]
-    batch_losses = []
-    t = t0
-    for start, stop in bounds:
-        rows = order[start:stop]
-        # Arithmetic in float64 whatever the storage dtype, as in the kernels:
-        # float32 data and parameters are only read and written as float32.
-        Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
-        loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
-        if not np.isfinite(loss.mean()):
-            return float(loss.mean()), t - t0  # diverged: the engine raises
-        batch_losses.append(loss.mean())
-
-        m = stop - start
-        grad = np.empty(P.shape)
-        grad[:, :-1] = (Xb.T @ dZ / m + cfg.l2 * W).T
-        grad[:, -1] = dZ.sum(axis=0) / m
-
-        t += 1
-        eta = learning_rate(lr, t, cfg.power_t)
-        if cfg.optimizer == OPT_ADAMW:
-            W *= 1.0 - eta * cfg.weight_decay
-        step(P[:, :n_params], grad[:, :n_params], state[:, :, :n_params], eta, t, cfg)
-        if cfg.l1 > 0.0:
-            W[:] = soft_threshold(W, eta * cfg.l1)
-    return float(np.mean(batch_losses)), t - t0
+    return run_batches(X, y, order, P, state, cfg, lr, t0)
 
 
 # The CSR twin of run_epoch lives in its own file; the backend exposes both.

@@ -4,8 +4,9 @@
 contract of :func:`fastgd.backends._reference.run_epoch`. Two forms:
 
 - the dense update (``sparse_update="dense"``, and ``"lazy"`` with
-  ``optimizer="sgd"``, whose lazy form is exact): the dense reference itself,
-  run on the scipy matrix, whose batch products ``X[rows] @ W`` are sparse;
+  ``optimizer="sgd"``, whose lazy form is exact): the dense reference's
+  loop of ``batch_gradient`` and ``apply_update`` itself, run on the scipy
+  matrix, whose batch products ``X[rows] @ W`` are sparse;
 - the lazy form of the other optimizers (:func:`run_epoch_touched`): each
   batch steps only the columns that have a stored entry in it, and the
   intercept.
@@ -13,13 +14,13 @@ contract of :func:`fastgd.backends._reference.run_epoch`. Two forms:
 
 import numpy as np
 
-from .._config import OPT_ADAMW, OPT_SGD, SPARSE_DENSE
+from .._config import OPT_ADAMW, OPT_SGD, SPARSE_DENSE, ExecutionConfig
 from ._reference import (
     LOSS_FUNCTIONS,
     OPTIMIZER_STEPS,
     batch_bounds,
     learning_rate,
-    run_epoch,
+    run_batches,
     soft_threshold,
 )
 
@@ -31,17 +32,19 @@ def as_csr(data, indices, indptr, n_features):
     return csr_array((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features))
 
 
-def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0):
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
+                     run=ExecutionConfig()):  # fmt: skip
     """One epoch over the rows ``order`` of the CSR matrix ``(data, indices, indptr)``.
 
     The arguments after the three CSR arrays, the results and the in-place
-    updates are those of :func:`fastgd.backends._reference.run_epoch`.
+    updates are those of :func:`fastgd.backends._reference.run_epoch`; of
+    ``run``, only ``sparse_update`` is read.
     """
     X = as_csr(data, indices, indptr, P.shape[1] - 1)
-    if cfg.sparse_update == SPARSE_DENSE or cfg.optimizer == OPT_SGD:
+    if run.sparse_update == SPARSE_DENSE or cfg.optimizer == OPT_SGD:
         # Lazy SGD is the dense update rearranged (a scale factor, a
         # closed-form catch-up): its specification is the dense update.
-        return run_epoch(X, y, order, P, state, cfg, lr, t0)
+        return run_batches(X, y, order, P, state, cfg, lr, t0)
     return run_epoch_touched(X, y, order, P, state, cfg, lr, t0)
 
 
