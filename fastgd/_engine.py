@@ -545,6 +545,11 @@ class Trainer:
             )
         self.cfg = cfg
         self.run = run
+        # The backend is told the row order of each shuffle mode, and decides
+        # what it does with it (the CPU backends prefetch rows at random
+        # addresses). Made once here, not once per epoch.
+        self._runs = {shuffle: run._replace(row_order=code)
+                      for shuffle, code in ROW_ORDER_OF_SHUFFLE.items()}  # fmt: skip
         self.backend = backend
         self.kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
@@ -627,9 +632,6 @@ class Trainer:
         # False epochs reuse it as it is, with no n-sized write per epoch.
         self._order_moved = shuffle is not False
         cfg = self.cfg._replace(batch_size=min(self.cfg.batch_size, n_samples))
-        # The backend is told the row order, and decides what it does with
-        # it (the CPU backends prefetch rows at random addresses).
-        run = self.run._replace(row_order=ROW_ORDER_OF_SHUFFLE[shuffle])
         if shuffle == "batches":
             shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
         elif shuffle:
@@ -642,8 +644,9 @@ class Trainer:
         started = time.perf_counter()
         # Dense or CSR X alike: the backend picks its kernel by the layout.
         epoch_loss, n_updates = self.kernels.run_epoch(
-            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates, run
-        )
+            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates,
+            self._runs[shuffle],
+        )  # fmt: skip
         if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
             # A non-finite loss stopped the kernel before that batch's update;
             # otherwise only the last update went wrong. err.result is rolled

@@ -7,6 +7,7 @@ prefetch rows. The kernels then branch on plain integers, as they do on
 ``KernelConfig``; a GPU backend would make its own decisions from ``run``.
 """
 
+import functools
 from typing import NamedTuple
 
 from .._config import ORDER_BATCHES, ORDER_SHUFFLED, SPARSE_LAZY
@@ -43,6 +44,8 @@ def prefetches(row_order, batch_size):
     )
 
 
+# Cached: called once per epoch with the few (run, batch size) pairs of a fit.
+@functools.lru_cache(maxsize=256)
 def cpu_execution(run, batch_size):
     """The :class:`CpuExecution` of ``run`` for an epoch of batches of ``batch_size`` rows."""
     return CpuExecution(
