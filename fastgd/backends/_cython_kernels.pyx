@@ -5,7 +5,8 @@ The twin of ``_numba.py``: the same small functions in the same order with
 the same names (a value and a derivative per loss, a step per optimizer, the
 soft-threshold of L1), composed by one epoch loop. Put the two files side by
 side and every function here has its Numba counterpart there; the NumPy
-reference in ``_reference.py`` is the specification of both.
+reference in ``_reference.py`` is the specification of both. The backend
+contract in front of these kernels is ``_cython_backend.py``.
 
 One source covers float32 and float64 data (the fused type ``floating``) and
 int32 and int64 row orders (``index_t``). As in the Numba kernels, arrays are

@@ -3,8 +3,11 @@
 The epoch kernel is composed of tiny named pieces (a value and a derivative
 per loss, a step per optimizer, the soft-threshold of L1) so its loop body
 reads like the NumPy reference in ``_reference.py``, which is its
-specification. Settings arrive as one ``KernelConfig`` record of plain numbers:
-the kernel is compiled once per dtype and layout, not per hyperparameter.
+specification. Settings arrive as two records of plain numbers, the
+``KernelConfig`` (what is computed) and the ``_cpu.CpuExecution`` (how it
+runs): the kernel is compiled once per dtype and layout, not per
+hyperparameter. The backend contract in front of these kernels is
+``_numba_backend.py``.
 
 Arithmetic runs in float64 whatever the storage dtype; float32 data and
 parameters are read and written as float32, which is what makes float32
