@@ -81,11 +81,10 @@ def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys)
 def test_floor_reports_every_mode_batch_size_and_thread_figure(tmp_path, capsys):
     from bench import floor
 
-    out = tmp_path / "floor.json"
-    floor.main(["--n", "3000", "--d", "8", "--epochs", "2", "--batch-sizes", "1", "8", "4096",
-                "--thread-batch-sizes", "2048", "--hogwild-batch-sizes", "4",
-                "--out", str(out)])  # fmt: skip
-    report = json.loads(out.read_text())
+    floor.main(["--n-samples", "3000", "--n-features", "8", "--epochs", "2",
+                "--batch-sizes", "1", "8", "4096", "--thread-batch-sizes", "2048",
+                "--hogwild-batch-sizes", "4", "--out", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "floor.json").read_text())
     for dtype in ("float64", "float32"):
         figures = report["dtypes"][dtype]
         assert figures["floor"]["False"] > 0 and figures["floor"]["True"] > 0
