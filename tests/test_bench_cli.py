@@ -14,7 +14,7 @@ from bench import scaling
 
 FIGURES = ("rows_per_s", "seconds_per_epoch", "updates_per_s", "final_loss",
            "time_to_target_s", "epochs_to_target", "floor_fraction", "extrapolated")  # fmt: skip
-TINY = ["--n", "3000", "--d", "8", "--epochs", "2", "--repeats", "2"]
+TINY = ["--n-samples", "3000", "--n-features", "8", "--epochs", "2", "--repeats", "2"]
 
 
 def test_scaling_reports_every_figure_for_every_backend_and_batch_size(tmp_path, capsys):
