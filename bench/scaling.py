@@ -703,7 +703,7 @@ def main(argv=None):
     except ImportError:
         report["plot"] = None
         print("plot skipped: matplotlib is not installed "
-              "(python -m pip install 'fastgd[bench]')")  # fmt: skip
+              "(python -m pip install '.[bench]' in the fastgd clone)")  # fmt: skip
     with open(os.path.join(args.out, "results.json"), "w") as out:
         json.dump(report, out, indent=1)
     print(f"wrote {os.path.join(args.out, 'results.json')}"
