@@ -1,6 +1,6 @@
 """Epoch rows/s against the memory floor, for every shuffle mode (`make bench-floor`).
 
-The figures behind the speed targets of the README's Performance section, all
+The figures behind the speed targets (docs/performance-notes.md, issue 6), all
 measured in one run on the built-in problem (squared_error, plain SGD,
 Numba backend): for each dtype,
 
