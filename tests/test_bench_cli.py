@@ -1,7 +1,7 @@
-"""The scaling benchmark's CLI (`python -m bench.scaling`) on a tiny problem.
+"""The bench CLIs (`python -m bench.scaling`, `bench.floor`, `bench.startup`, `bench.sparse`) on tiny problems.
 
-A smoke test of the tool, not of its timings: every promised figure is in
-results.json for every (backend, batch size), and the plot is written.
+Smoke tests of the tools, not of their timings: every promised figure is in
+the JSON for every (backend, batch size), and the plot is written.
 """
 
 import json
