@@ -84,7 +84,8 @@ def fit_trainer(X, y, state, **given):
 
 def estimator(kind, backend, shuffle, **extra):
     pytest.importorskip("sklearn")
-    Model = fastgd.MiniBatchClassifier if kind.startswith("classifier") else fastgd.MiniBatchRegressor
+    classifier = kind.startswith("classifier")
+    Model = fastgd.MiniBatchClassifier if classifier else fastgd.MiniBatchRegressor
     return Model(**settings(kind, backend, shuffle), **extra)
 
 
