@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-
 from typing import NamedTuple
 
 import numpy as np
