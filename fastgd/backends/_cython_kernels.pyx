@@ -470,9 +470,6 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
         for k in range(P.shape[0]):
             sgd_step(&P[k, 0], &G[k, 0], 1.0, G[k, n - 1], n - 1, cfg, eta)
         return
-    if P.shape[0] == 1:
-        update_output(&P[0, 0], &G[0, 0], &state[0, 0, 0], &state[1, 0, 0], n, cfg, eta, t)
-        return
     for k in range(P.shape[0]):
         update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
 
