@@ -261,9 +261,10 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz."""
     cdef Py_ssize_t k
     cdef double top = z[0]
-    cdef double total = 0.0
+    cdef double total
     for k in range(1, z.shape[0]):
         top = z[k] if z[k] > top else top
+    total = 0.0
     for k in range(z.shape[0]):
         g[k] = exp(z[k] - top)
         total += g[k]
@@ -856,6 +857,16 @@ cdef inline int update_mode(const KernelConfig *cfg) noexcept nogil:
     return UPDATE_TOUCHED
 
 
+cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
+    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
+    cdef double dz
+    if cfg.loss == LOSS_MULTINOMIAL:
+        return multinomial_loss_dloss(z, <Py_ssize_t>y, g)
+    cdef double loss = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon, &dz)
+    g[0] = dz
+    return loss
+
+
 cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, Py_ssize_t r, Py_ssize_t n_rows) noexcept nogil:
     """Announce the pieces of the rows ``order[r + 2D]``, ``order[r + D]``, ``order[r + D/2]``.
 
@@ -888,16 +899,6 @@ cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_ind
             for k in range(P.shape[0]):
                 prefetch_line_to_l1(&P[k, j])
     return order[r]
-
-
-cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
-    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
-    cdef double dz
-    if cfg.loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, <Py_ssize_t>y, g)
-    cdef double loss = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon, &dz)
-    g[0] = dz
-    return loss
 
 
 cdef inline void predict_row_sparse(const floating[::1] data, const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, floating[:, ::1] P, double scale, double[::1] z) noexcept nogil:
