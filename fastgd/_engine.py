@@ -14,6 +14,7 @@ import numpy as np
 
 from ._errors import DivergenceError
 from ._result import FitResult
+from ._schedule import epoch_learning_rate
 from ._validation import (
     check_bool,
     check_callback,
@@ -30,20 +31,6 @@ from .backends import BACKEND_MODULES, get_backend
 
 # Largest batch of shuffle='batches' whose rows are prefetched (see Trainer._epoch).
 PREFETCH_MAX_BATCH = 64
-
-
-def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
-    """Base learning rate of epoch ``epoch`` (0-based) for the per-epoch schedules.
-
-    ``exponential``: ``lr · decay**epoch``; ``step``: ``lr · gamma**(epoch //
-    step_size)``. ``invscaling`` decays per update inside the kernels and
-    ``constant`` never does, so both return ``lr`` here.
-    """
-    if schedule == "exponential":
-        return lr * decay**epoch
-    if schedule == "step":
-        return lr * gamma ** (epoch // step_size)
-    return lr
 
 
 def row_order_dtype(n_samples):

@@ -24,6 +24,7 @@ from ._config import (
     KernelConfig,
     penalty_split,
 )
+from ._schedule import update_exponent
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -616,7 +617,7 @@ def check_fit_settings(
         l2=l2,
         l1=l1,
         epsilon=float(epsilon),
-        power_t=float(power_t) if schedule == "invscaling" else 0.0,
+        power_t=update_exponent(schedule, power_t),
         momentum=float(momentum),
         beta1=float(beta1),
         beta2=float(beta2),
