@@ -11,6 +11,8 @@ import time
 import numpy as np
 from numba import njit, prange
 
+from fastgd._engine import _legacy_kernel_config
+from fastgd._validation import check_fit_settings
 from fastgd.backends._numba import numba_threads
 
 # Every keyword of ``check_fit_settings`` except batch_size and n_samples:
@@ -22,6 +24,15 @@ SETTINGS = dict(
     step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
     rho=0.9, weight_decay=0.01,
 )  # fmt: skip
+
+
+def legacy_config(**settings):
+    """TEMPORARY until h14-backends lands: ``check_fit_settings``' two records as one.
+
+    Today's kernels take one record, KernelConfig's fields and the execution
+    ones (``fastgd._engine._legacy_kernel_config``).
+    """
+    return _legacy_kernel_config(*check_fit_settings(**settings))
 
 
 def machine_info(threads=1):

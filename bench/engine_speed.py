@@ -16,10 +16,9 @@ import numpy as np
 import fastgd
 from fastgd._engine import row_order_dtype
 from fastgd._synthetic import make_problem
-from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
-from ._common import SETTINGS, machine_line, time_epoch
+from ._common import SETTINGS, legacy_config, machine_line, time_epoch
 
 
 def main(argv=None):
@@ -46,7 +45,7 @@ def main(argv=None):
     reference = get_backend("numpy")
     rows = {}
     for batch_size in args.batch_sizes:
-        cfg = check_fit_settings(batch_size=batch_size, n_samples=args.n, **SETTINGS)
+        cfg = legacy_config(batch_size=batch_size, n_samples=args.n, **SETTINGS)
         check = order[: min(args.n, 4 * batch_size + 1000)]
         _, expected = time_epoch(reference, X, y, check, cfg, 1)
         for name in backends:

@@ -32,12 +32,13 @@ import numpy as np
 import fastgd
 from fastgd._engine import row_order_dtype
 from fastgd._synthetic import make_problem
-from fastgd._validation import check_fit_settings, usable_cpu_count
+from fastgd._validation import usable_cpu_count
 from fastgd.backends import get_backend
 
 from ._common import (
     SETTINGS,
     call_seconds,
+    legacy_config,
     machine_info,
     machine_line,
     memory_floor,
@@ -93,7 +94,7 @@ def cached_rate(X, y, batch_size, backend, repeats=21):
     X, y = X[:CACHED_ROWS], y[:CACHED_ROWS]
     n = X.shape[0]
     order = np.arange(n, dtype=row_order_dtype(n))
-    cfg = check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
+    cfg = legacy_config(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
     cfg = cfg._replace(prefetch=0)
     kernels = get_backend(backend)
     seconds = [time_epoch(kernels, X, y, order, cfg, 1)[0] for _ in range(repeats)]

@@ -48,7 +48,6 @@ from fastgd._config import LOSSES, OPTIMIZERS, REGRESSION_LOSSES
 from fastgd._engine import Trainer, row_order_dtype
 from fastgd._synthetic import make_problem
 from fastgd._validation import (
-    check_fit_settings,
     check_float,
     check_int,
     check_option,
@@ -57,7 +56,14 @@ from fastgd._validation import (
 )
 from fastgd.backends import BACKEND_MODULES, get_backend
 
-from ._common import SETTINGS, machine_info, machine_line, memory_floor, time_epoch
+from ._common import (
+    SETTINGS,
+    legacy_config,
+    machine_info,
+    machine_line,
+    memory_floor,
+    time_epoch,
+)
 
 REFERENCE = "numpy"
 DEFAULTS = dict(n=1_000_000, d=64, batch_sizes=(1, 8, 32, 128, 512, 4096, "n"),
@@ -602,7 +608,7 @@ def main(argv=None):
             get_backend(name)  # says how to install a backend that is not usable here
         settings = dict(SETTINGS, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
                         epochs=args.epochs)  # fmt: skip
-        cfgs = {b: check_fit_settings(batch_size=b, n_samples=n, **settings)
+        cfgs = {b: legacy_config(batch_size=b, n_samples=n, **settings)
                 for b in batch_sizes}  # fmt: skip
     except (ValueError, TypeError, OSError, ImportError) as exc:
         parser.error(str(exc))

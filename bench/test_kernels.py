@@ -22,10 +22,9 @@ import pytest
 import fastgd
 from fastgd._engine import row_order_dtype
 from fastgd._synthetic import make_problem
-from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
-from ._common import SETTINGS
+from ._common import SETTINGS, legacy_config
 
 REFERENCE = "numpy"
 N_SAMPLES, N_FEATURES = 100_000, 64
@@ -60,7 +59,7 @@ def bench_epoch(benchmark, problem, backend, batch_size):
         pytest.skip(f"backend {backend!r} is not usable in this installation")
     X, y, order = problem
     order = order[: ROWS[batch_size]]
-    cfg = check_fit_settings(batch_size=batch_size, n_samples=len(order), **SETTINGS)
+    cfg = legacy_config(batch_size=batch_size, n_samples=len(order), **SETTINGS)
     kernels = get_backend(backend)
     P = np.zeros((1, N_FEATURES + 1), dtype=X.dtype)
     state = np.zeros((2,) + P.shape, dtype=X.dtype)

@@ -9,28 +9,41 @@ import signal
 import sys
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
+from ._config import KernelConfig
 from ._errors import DivergenceError
 from ._result import FitResult
-from ._schedule import epoch_learning_rate
-from ._validation import (
-    check_bool,
-    check_callback,
-    check_fit_settings,
-    check_option,
-    check_random_state,
-    check_shuffle,
-    check_X,
-    check_y,
-    is_sparse,
-)
-from .backends import BACKEND_MODULES, get_backend
+from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
+from ._settings import FIT, check_settings, kernel_records, settings_from
+from ._validation import check_X, check_y, is_sparse
+from .backends import get_backend
 
 
 # Largest batch of shuffle='batches' whose rows are prefetched (see Trainer._epoch).
 PREFETCH_MAX_BATCH = 64
+
+
+# TEMPORARY until h14-backends lands: today's kernels read one combined record,
+# KernelConfig's fields followed by these execution fields (the layout the
+# Cython struct is checked against at import). The kernels will take
+# (KernelConfig, ExecutionConfig) instead; then this record, the function
+# below and its callers' wrapping go.
+_LegacyKernelConfig = NamedTuple("_LegacyKernelConfig", [
+    *KernelConfig.__annotations__.items(),
+    ("n_threads", int), ("prefetch", int), ("hogwild", int), ("sparse_update", int),
+])  # fmt: skip
+
+
+def _legacy_kernel_config(cfg, run):
+    """TEMPORARY until h14-backends lands: ``cfg`` and ``run`` as today's kernels' record.
+
+    ``prefetch`` is 1, today's default: ``Trainer._epoch`` sets it per epoch.
+    """
+    return _LegacyKernelConfig(*cfg, n_threads=run.n_threads, prefetch=1,
+                               hogwild=run.hogwild, sparse_update=run.sparse_update)  # fmt: skip
 
 
 def row_order_dtype(n_samples):
@@ -250,6 +263,7 @@ def fit(
           column appears in a batch. That is the dense update restricted to
           the batch's columns, not the dense update.
 
+
     Returns
     -------
     FitResult
@@ -287,35 +301,26 @@ def fit(
     >>> np.round(result.coef, 2), round(result.intercept, 2)
     (array([ 1. , -2. ,  0.5]), 3.0)
     """
-    check_option("backend", backend, tuple(BACKEND_MODULES))
-    allow_copy = check_bool("allow_copy", allow_copy)
+    settings = check_settings(FIT, settings_from(locals(), FIT))
+    allow_copy = settings["allow_copy"]
     X = check_X(X, allow_copy=allow_copy)
-    cfg = check_fit_settings(
-        loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
-        batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
-        alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
-        epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
-        gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
-        weight_decay=weight_decay, n_threads=n_threads, parallel=parallel,
-        sparse_update=sparse_update,
-    )  # fmt: skip
-    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
-    shuffle = check_shuffle(shuffle)
-    check_callback(callback)
-    rng = check_random_state(random_state)
+    cfg, run = kernel_records(settings, n_samples=X.shape[0])
+    loss = settings["loss"]
+    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
+                           allow_copy=allow_copy)  # fmt: skip
     trainer = Trainer(
-        cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
-        random_state=rng, lr=lr, schedule=schedule, decay=decay,
-        step_size=step_size, gamma=gamma,
+        _legacy_kernel_config(cfg, run), X.shape[1], n_outputs, X.dtype, loss=loss,
+        backend=settings["backend"], random_state=settings["random_state"],
+        **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
     )  # fmt: skip
+    tol = settings["tol"]
     result = trainer.result
     try:
         result.converged = run_epochs(
-            lambda: trainer.epoch(X, y, shuffle=shuffle),
-            epochs,
-            plateau=None if tol is None else Plateau(tol, n_iter_no_change),
-            callback=callback,
+            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"]),
+            settings["epochs"],
+            plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
+            callback=settings["callback"],
             parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
         )
     except KeyboardInterrupt as exc:

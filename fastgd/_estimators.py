@@ -17,27 +17,27 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
-from ._engine import Plateau, Trainer, add_note, run_epochs
+from ._config import LOSSES, PROBABILISTIC_LOSSES
+from ._engine import Plateau, Trainer, _legacy_kernel_config, add_note, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
+from ._schedule import EPOCH_RATE_SETTINGS
+from ._settings import (
+    CLASSIFIER,
+    REGRESSOR,
+    check_settings,
+    kernel_records,
+    setting_names,
+)
 from ._validation import (
     FLOAT_DTYPES,
-    check_bool,
-    check_callback,
     check_class_count,
-    check_fit_settings,
-    check_float,
-    check_int,
     check_no_copy,
-    check_option,
-    check_random_state,
     check_shuffle,
     check_validation_split,
     check_X,
     check_y,
 )
-from .backends import BACKEND_MODULES
 
 # The batch size is settled per call: partial_fit's chunks differ in size and
 # the Trainer clips every epoch's batch to the rows it is given, so the config
@@ -199,14 +199,15 @@ def _hold_out(n_samples, fraction, rng, strata=None):
 class _MiniBatchBase(BaseEstimator):
     """What the regressor and the classifier share: settings, data, training loop.
 
-    A subclass defines the loss names it accepts (``_losses``), whether y is
+    A subclass names its entry point in the settings table (``_entry``:
+    its settings, their checks and docs, the losses it accepts), whether y is
     numeric (``_numeric_y``), and four small methods: ``_encode_y`` (targets
     for the engine), ``_engine_setup`` (engine loss, outputs, one-vs-rest),
     ``_public_parameters`` (``coef_``/``intercept_`` shapes) and
     ``_score_rows`` (the early-stopping score).
     """
 
-    _losses = ()
+    _entry = None
     _numeric_y = True
 
     def __sklearn_tags__(self):
@@ -218,39 +219,17 @@ class _MiniBatchBase(BaseEstimator):
     # --- settings -------------------------------------------------------------
 
     def _settings(self):
-        """Check every hyperparameter (fastgd's checks); return the kernel config."""
-        check_option("loss", self.loss, self._losses)
-        check_option("backend", self.backend, tuple(BACKEND_MODULES))
-        check_callback(self.callback)
-        check_int("verbose", self.verbose, 0)
-        for name in ("early_stopping", "warm_start", "allow_copy"):
-            check_bool(name, getattr(self, name))
-        check_shuffle(self.shuffle)
-        check_random_state(self.random_state)
-        check_float(
-            "validation_fraction", self.validation_fraction,
-            low=0.0, high=1.0, low_open=True, high_open=True,
-        )  # fmt: skip
-        return check_fit_settings(
-            loss=self.loss, optimizer=self.optimizer, lr=self.lr,
-            schedule=self.schedule,
-            batch_size=_ALL_ROWS if self.batch_size is None else self.batch_size,
-            n_samples=_ALL_ROWS, epochs=self.epochs, penalty=self.penalty,
-            alpha=self.alpha, l1_ratio=self.l1_ratio,
-            fit_intercept=self.fit_intercept, drop_last=self.drop_last, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, epsilon=self.epsilon,
-            power_t=self.power_t, decay=self.decay, step_size=self.step_size,
-            gamma=self.gamma, momentum=self.momentum, beta1=self.beta1,
-            beta2=self.beta2, eps=self.eps, rho=self.rho,
-            weight_decay=self.weight_decay, n_threads=self.n_threads,
-            parallel=self.parallel, sparse_update=self.sparse_update,
-        )  # fmt: skip
+        """Check every hyperparameter (its row of the settings table); return the kernel config."""
+        settings = check_settings(
+            self._entry, {name: getattr(self, name) for name in setting_names(self._entry)}
+        )
+        cfg, run = kernel_records(settings, n_samples=_ALL_ROWS)
+        return _legacy_kernel_config(cfg, run)
 
     def _schedule(self):
         return dict(
-            backend=self.backend, lr=self.lr, schedule=self.schedule,
-            decay=self.decay, step_size=self.step_size, gamma=self.gamma,
-        )  # fmt: skip
+            backend=self.backend, **{name: getattr(self, name) for name in EPOCH_RATE_SETTINGS}
+        )
 
     # --- data and trainers ----------------------------------------------------
 
@@ -474,7 +453,7 @@ default='squared_error'
     (array([ 1. , -2. ,  0.5]), array([3.]))
     """
 
-    _losses = REGRESSION_LOSSES
+    _entry = REGRESSOR
     _numeric_y = True
 
     def __init__(
@@ -616,7 +595,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     ((3, 4), (2, 3))
     """
 
-    _losses = ("log_loss", "hinge")
+    _entry = CLASSIFIER
     _numeric_y = False
 
     def __init__(
