@@ -1,8 +1,10 @@
 """The engine: validation, the epoch loop, stopping and callbacks.
 
-Python runs once per epoch. Each epoch draws the row order from the engine's
-seeded NumPy generator (so every backend sees the same batches) and makes one
-backend call that runs all of the epoch's batches in compiled code.
+Python runs once per epoch. :func:`advance` takes a model's
+:class:`~fastgd._state.TrainState` one epoch on: it derives the epoch's row
+order from the state's seed and epoch number with NumPy (so every backend sees
+the same batches, and a resumed fit the same as an uninterrupted one) and makes
+one backend call that runs all of the epoch's batches in compiled code.
 """
 
 import signal
@@ -13,16 +15,26 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import KernelConfig
+from ._config import ORDER_BATCHES, ORDER_SHUFFLED, ExecutionConfig, KernelConfig
 from ._errors import DivergenceError
 from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
-from ._settings import FIT, check_settings, document_settings, kernel_records, settings_from
+from ._settings import (
+    FIT,
+    check_settings,
+    document_settings,
+    kernel_records,
+    row_order,
+    settings_from,
+)
+from ._state import RowOrder, TrainState, draw_seed
+# Where the bench and the tests have always imported them from.
+from ._state import row_order_dtype, shuffled_batches  # noqa: F401
 from ._validation import check_X, check_y, is_sparse
 from .backends import get_backend
 
 
-# Largest batch of shuffle='batches' whose rows are prefetched (see Trainer._epoch).
+# Largest batch of shuffle='batches' whose rows are prefetched (see advance).
 PREFETCH_MAX_BATCH = 64
 
 
@@ -40,35 +52,10 @@ _LegacyKernelConfig = NamedTuple("_LegacyKernelConfig", [
 def _legacy_kernel_config(cfg, run):
     """TEMPORARY until h14-backends lands: ``cfg`` and ``run`` as today's kernels' record.
 
-    ``prefetch`` is 1, today's default: ``Trainer._epoch`` sets it per epoch.
+    ``prefetch`` is 1, today's default: :func:`advance` sets it per epoch.
     """
     return _LegacyKernelConfig(*cfg, n_threads=run.n_threads, prefetch=1,
                                hogwild=run.hogwild, sparse_update=run.sparse_update)  # fmt: skip
-
-
-def row_order_dtype(n_samples):
-    """int32 indices where they fit: half the memory traffic of int64."""
-    return np.int32 if n_samples < 2**31 else np.int64
-
-
-def shuffled_batches(order, rows, batch_size, rng):
-    """Fill ``order`` with the rows' contiguous batches in a random batch order.
-
-    ``rows`` is None for ``0..n-1``. Only whole batches move: a last, partial
-    batch stays last, so the kernel's cut of ``order`` into ``batch_size``
-    pieces still falls on batch boundaries. Nothing n-sized is allocated.
-    """
-    n_whole = order.shape[0] // batch_size
-    whole = order[: n_whole * batch_size].reshape(n_whole, batch_size)
-    picks = rng.permutation(n_whole)
-    if rows is None:
-        np.add((picks * batch_size)[:, None], np.arange(batch_size), out=whole,
-               casting="unsafe")  # fmt: skip
-        order[n_whole * batch_size :] = np.arange(n_whole * batch_size, order.shape[0])
-    else:
-        np.take(rows[: n_whole * batch_size].reshape(n_whole, batch_size), picks,
-                axis=0, out=whole)  # fmt: skip
-        order[n_whole * batch_size :] = rows[n_whole * batch_size :]
 
 
 @document_settings(FIT)
@@ -195,7 +182,7 @@ def fit(
                            allow_copy=allow_copy)  # fmt: skip
     trainer = Trainer(
         _legacy_kernel_config(cfg, run), X.shape[1], n_outputs, X.dtype, loss=loss,
-        backend=settings["backend"], random_state=settings["random_state"],
+        backend=settings["backend"], random_state=settings["random_state"], run=run,
         **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
     )  # fmt: skip
     tol = settings["tol"]
@@ -370,12 +357,124 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
             progress.close()
 
 
-class Trainer:
-    """One model's parameters, optimizer state and counters, advanced an epoch at a time.
 
-    ``fastgd.fit`` runs a fresh Trainer for ``epochs`` epochs; an estimator's
-    ``partial_fit`` keeps one and calls :meth:`epoch` with each new chunk of
-    (validated) data, so both share one code path and give the same numbers.
+class Epoch(NamedTuple):
+    """What :func:`advance` reports of the epoch it ran.
+
+    ``loss`` is the epoch's mean training loss; ``seconds`` the wall time of
+    its backend call alone (drawing the row order is not counted).
+    """
+
+    loss: float
+    seconds: float
+
+
+def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
+            orders=None):  # fmt: skip
+    """Advance ``state`` by one epoch over validated ``X``, ``y``: the one way to train.
+
+    ``fastgd.fit`` and the estimators (through :class:`Trainer`) call this
+    once per epoch, and so may any other driver: it reads nothing but its
+    arguments. The epoch's row order and learning rate come from the state
+    (its seed and ``n_epochs``), so the same state and data give the same
+    epoch wherever and whenever it runs.
+
+    All or nothing: if the epoch diverges (DivergenceError) or is interrupted
+    (KeyboardInterrupt, or any other exception), ``state`` is put back as it
+    was before it; since the row order depends only on the state, the epoch
+    run again visits the same rows.
+
+    Parameters
+    ----------
+    state : TrainState
+        Updated in place: parameters, optimizer state, ``n_epochs`` (+1) and
+        ``n_updates``.
+    X : ndarray of shape (n_samples, n_features) or scipy.sparse CSR
+        Validated (``check_X``), of the state's dtype.
+    y : ndarray of shape (n_samples,)
+        Validated engine targets (``check_y``).
+    kernels : module
+        The backend (``fastgd.backends.get_backend``).
+    cfg : KernelConfig
+        What is computed; its ``batch_size`` is clipped to the epoch's rows.
+    run : ExecutionConfig
+        How it runs; its ``row_order`` is set here from ``shuffle``.
+    shuffle : {True, False, 'batches'}
+        The epoch's row-order mode (see :func:`fastgd.fit`).
+    lr_schedule : callable
+        ``lr_schedule(epoch) -> float``: the base learning rate of epoch
+        ``epoch`` (0-based), what the backend receives.
+    rows : ndarray of int or None, default=None
+        Train on these rows of X and y only (in this order, before any
+        shuffling), without copying them.
+    orders : RowOrder or None, default=None
+        A buffer for the row order to reuse from epoch to epoch (a driver
+        running many epochs keeps one; None allocates one for this epoch).
+
+    Returns
+    -------
+    Epoch
+        ``(loss, seconds)``.
+
+    Raises
+    ------
+    DivergenceError
+        When a batch's loss or the parameters become NaN or infinite; its
+        ``result`` is None (a caller holding a FitResult sets it).
+    """
+    saved = state.copy()
+    try:
+        n_rows = X.shape[0] if rows is None else rows.shape[0]
+        cfg = cfg._replace(batch_size=min(cfg.batch_size, n_rows))
+        run = run._replace(row_order=row_order(shuffle))
+        order = (RowOrder() if orders is None else orders).draw(
+            state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
+        )
+        epoch_lr = lr_schedule(state.n_epochs)
+        P, optimizer_state, t0 = state.P, state.optimizer_state, state.n_updates
+        started = time.perf_counter()
+        # Rows at random addresses are prefetched: every row of a shuffled
+        # epoch, and small batches of 'batches' (larger ones stream, where
+        # prefetching measured up to 10% slower).
+        prefetch = run.row_order == ORDER_SHUFFLED or (
+            run.row_order == ORDER_BATCHES and cfg.batch_size <= PREFETCH_MAX_BATCH
+        )
+        cfg = cfg._replace(prefetch=int(prefetch))
+        if is_sparse(X):
+            # The one place where the data layout picks the kernel. The CSR
+            # kernels run on one thread (n_threads and parallel do not apply).
+            epoch_loss, n_updates = kernels.run_epoch_sparse(
+                X.data, X.indices, X.indptr, y, order, P, optimizer_state, cfg,
+                epoch_lr, t0,
+            )  # fmt: skip
+        else:
+            run_epoch = kernels.run_epoch_hogwild if cfg.hogwild else kernels.run_epoch
+            epoch_loss, n_updates = run_epoch(
+                X, y, order, P, optimizer_state, cfg, epoch_lr, t0
+            )
+        seconds = time.perf_counter() - started
+        if not (np.isfinite(epoch_loss) and np.isfinite(P).all()):
+            # A non-finite loss stopped the kernel before that batch's update;
+            # otherwise only the last update went wrong.
+            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
+            raise DivergenceError(state.n_epochs + 1, batch, epoch_lr, None)
+        state.n_updates += int(n_updates)
+        state.n_epochs += 1
+        return Epoch(float(epoch_loss), seconds)
+    except BaseException:
+        state.restore(saved)
+        raise
+
+
+class Trainer:
+    """A :class:`TrainState` with what fit and the estimators keep beside it.
+
+    The settings (kernel and execution records, learning-rate schedule), the
+    backend, the :class:`FitResult` that records every epoch, and the reused
+    row-order buffer. ``fastgd.fit`` runs a fresh Trainer for ``epochs``
+    epochs; an estimator's ``partial_fit`` keeps one and calls :meth:`epoch`
+    with each new chunk of (validated) data, so both share one code path,
+    :func:`advance`, and give the same numbers.
 
     Parameters
     ----------
@@ -387,25 +486,50 @@ class Trainer:
     loss, backend, lr, schedule, decay, step_size, gamma :
         As in :func:`fastgd.fit` (already validated).
     random_state : int, Generator or None
-        Seeds the generator that draws every epoch's row order.
+        Gives the seed of every epoch's row order (see ``TrainState``).
+    run : ExecutionConfig or None
+        How epochs run; None takes it from ``cfg``'s execution fields.
+    state : TrainState or None
+        Continue from this state (e.g. one loaded from a pickle) instead of
+        starting from zero; ``random_state`` is then not used.
+
+    Attributes
+    ----------
+    train_state : TrainState
+    result : FitResult
+        Its ``state`` is ``train_state``.
+    P, state :
+        ``train_state.P`` and ``train_state.optimizer_state``.
     """
 
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
-                 random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1):  # fmt: skip
+                 random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
+                 run=None, state=None):  # fmt: skip
         self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
-                         step_size=step_size, gamma=gamma)  # fmt: skip
-        self.P = np.zeros((n_outputs, n_features + 1), dtype=dtype)
-        self.state = np.zeros((2, n_outputs, n_features + 1), dtype=dtype)
-        self.rng = np.random.default_rng(random_state)
-        self.result = FitResult(coef=None, intercept=None, loss=loss)
+                         step_size=step_size, gamma=gamma, run=run)  # fmt: skip
+        if state is None:
+            state = TrainState.zeros(n_features, n_outputs, dtype, random_state)
+        self.train_state = state
+        self.result = FitResult(coef=None, intercept=None, loss=loss, state=state)
+        self._orders = RowOrder()
         self._store_parameters()
-        self._order = None
-        self._order_moved = False
-        self._rows = None
+
+    @property
+    def P(self):
+        return self.train_state.P
+
+    @property
+    def state(self):
+        return self.train_state.optimizer_state
+
+    @property
+    def _order(self):
+        """The last epoch's row order (the reused buffer)."""
+        return self._orders.buffer
 
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
-                    gamma=0.1):  # fmt: skip
-        """Take new settings, keeping parameters, optimizer state, counters and RNG.
+                    gamma=0.1, run=None):  # fmt: skip
+        """Take new settings, keeping the training state.
 
         An estimator calls this when it continues training (``warm_start``,
         ``partial_fit``) after its hyperparameters were changed with
@@ -417,10 +541,19 @@ class Trainer:
                 f"parallel='hogwild' needs a compiled backend ('numba' or 'cython'); "
                 f"got backend={backend!r}, which runs one thread."
             )
+        if run is None:
+            run = ExecutionConfig(n_threads=cfg.n_threads, hogwild=cfg.hogwild,
+                                  sparse_update=cfg.sparse_update)  # fmt: skip
         self.cfg = cfg
+        self.run = run
         self.backend = backend
         self.kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
+
+    def learning_rate(self, epoch):
+        """The base learning rate of epoch ``epoch`` (0-based) under this schedule."""
+        schedule, lr, decay, step_size, gamma = self.schedule
+        return epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
 
     def snapshot(self):
         """A copy of the parameter block, for :meth:`restore`."""
@@ -432,135 +565,100 @@ class Trainer:
         self._store_parameters()
 
     def checkpoint(self):
-        """Everything an epoch changes but the row order, for :meth:`rollback`.
+        """Everything an epoch changes, for :meth:`rollback`.
 
-        Parameters and optimizer state (copies; small: K × (n_features + 1)
-        each) and the result's counters and histories (their lengths).
+        A copy of the training state (small: no array in it is n_samples
+        long) and the lengths of the result's histories.
         """
         result = self.result
-        return (
-            self.P.copy(),
-            self.state.copy(),
-            result.n_epochs,
-            result.n_updates,
-            len(result.loss_history),
-            len(result.epoch_seconds),
-        )
+        return self.train_state.copy(), len(result.loss_history), len(result.epoch_seconds)
 
     def rollback(self, checkpoint):
         """Return to a :meth:`checkpoint`: the model as after its last epoch then.
 
         The one way an unfinished epoch is undone, whether it diverged or was
-        interrupted. The row-order generator is not rewound: training resumed
-        after a rollback is valid but visits rows in other orders than an
+        interrupted. Epoch ``e``'s row order depends only on the state's seed
+        and ``e``, so training resumed after a rollback visits the rows an
         uninterrupted run would.
         """
-        P, state, n_epochs, n_updates, n_losses, n_seconds = checkpoint
-        self.P[...], self.state[...] = P, state
+        state, n_losses, n_seconds = checkpoint
+        self.train_state.restore(state)
         result = self.result
-        result.n_epochs, result.n_updates = n_epochs, n_updates
         del result.loss_history[n_losses:], result.epoch_seconds[n_seconds:]
         self._store_parameters()
 
     def epoch(self, X, y, *, shuffle=True, rows=None):
-        """Run one epoch over validated ``X``, ``y``; return its mean loss.
+        """Run one epoch over validated ``X``, ``y`` (:func:`advance`); return its mean loss.
 
-        All or nothing: if the epoch diverges (DivergenceError) or is
-        interrupted (KeyboardInterrupt, or any other exception), the model is
-        rolled back to where it was before it, so parameters, state and
-        history always belong to the last completed epoch.
+        All or nothing, the result's histories included: if the epoch
+        diverges (DivergenceError) or is interrupted (KeyboardInterrupt, or
+        any other exception), the model is rolled back to where it was
+        before it, so parameters, state and history always belong to the
+        last completed epoch (which a DivergenceError's ``result`` holds).
 
         ``rows`` (an index array) restricts the epoch to those rows of X and
         y, without copying them: an estimator's ``early_stopping`` trains on
         all rows but its held-out ones this way.
         """
         checkpoint = self.checkpoint()
-        try:
-            return self._epoch(X, y, shuffle, rows)
-        except BaseException:
-            self.rollback(checkpoint)
-            raise
-
-    def _epoch(self, X, y, shuffle, rows):
-        """The epoch itself, without the rollback that :meth:`epoch` adds."""
-        n_samples = X.shape[0] if rows is None else rows.shape[0]
-        if (
-            self._order is None
-            or self._order.shape[0] != n_samples
-            or rows is not self._rows
-        ):
-            dtype = row_order_dtype(X.shape[0])
-            self._order = (
-                np.arange(n_samples, dtype=dtype) if rows is None else rows.astype(dtype)
-            )
-            self._rows = rows
-        elif shuffle is False and self._order_moved:
-            self._order[:] = np.arange(n_samples) if rows is None else rows
-        # Only a mode switch needs the data's order back: False epochs after
-        # False epochs reuse it as it is, with no n-sized write per epoch.
-        self._order_moved = shuffle is not False
-        batch_size = min(self.cfg.batch_size, n_samples)
-        # Rows at random addresses are prefetched: every row of a shuffled
-        # epoch, and small batches of 'batches' (larger ones stream, where
-        # prefetching measured up to 10% slower).
-        prefetch = shuffle is True or (shuffle == "batches" and batch_size <= PREFETCH_MAX_BATCH)
-        cfg = self.cfg._replace(batch_size=batch_size, prefetch=int(prefetch))
-        if shuffle == "batches":
-            shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
-        elif shuffle:
-            self.rng.shuffle(self._order)
-        schedule, lr, decay, step_size, gamma = self.schedule
-        epoch_lr = epoch_learning_rate(
-            schedule, lr, self.result.n_epochs, decay, step_size, gamma
-        )
         result = self.result
-        started = time.perf_counter()
-        if is_sparse(X):
-            # The one place where the data layout picks the kernel. The CSR
-            # kernels run on one thread (n_threads and parallel do not apply).
-            epoch_loss, n_updates = self.kernels.run_epoch_sparse(
-                X.data, X.indices, X.indptr, y, self._order, self.P, self.state, cfg,
-                epoch_lr, result.n_updates,
+        try:
+            loss, seconds = advance(
+                self.train_state, X, y, self.kernels, self.cfg, self.run,
+                shuffle=shuffle, lr_schedule=self.learning_rate, rows=rows,
+                orders=self._orders,
             )  # fmt: skip
-        else:
-            run_epoch = (
-                self.kernels.run_epoch_hogwild if cfg.hogwild else self.kernels.run_epoch
-            )
-            epoch_loss, n_updates = run_epoch(
-                X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates
-            )
-        if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
-            # A non-finite loss stopped the kernel before that batch's update;
-            # otherwise only the last update went wrong. err.result is rolled
-            # back to the last finite epoch by epoch() before anyone sees it.
-            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
-            raise DivergenceError(result.n_epochs + 1, batch, epoch_lr, result)
-        result.epoch_seconds.append(time.perf_counter() - started)
-        result.loss_history.append(float(epoch_loss))
-        result.n_updates += int(n_updates)
-        result.n_epochs += 1
-        self._store_parameters()
-        return float(epoch_loss)
+            result.epoch_seconds.append(seconds)
+            result.loss_history.append(loss)
+            self._store_parameters()
+        except BaseException as exc:
+            self.rollback(checkpoint)
+            if isinstance(exc, DivergenceError) and exc.result is None:
+                exc.result = result
+            raise
+        return loss
 
     def __getstate__(self):
         # A module cannot be pickled: keep the backend's name and look it up
-        # again on load. The row order is n_samples long, so it stays out of
-        # the pickle (a loaded Trainer starts its next order afresh).
+        # again on load. The row-order buffer is n_samples long and rebuilt
+        # from the state's seed every epoch, so it stays out of the pickle.
         state = self.__dict__.copy()
-        del state["kernels"]
-        state["_order"] = state["_rows"] = None
+        del state["kernels"], state["_orders"]
         return state
 
     def __setstate__(self, state):
+        if "train_state" not in state:
+            _upgrade_pickled_trainer(state)
         self.__dict__.update(state)
         self.kernels = get_backend(self.backend)
+        self._orders = RowOrder()
 
     def _store_parameters(self):
-        """Copy the parameter block into the result's public shapes."""
-        P, result = self.P, self.result
+        """Copy the parameter block and the counters into the result."""
+        P, result, train_state = self.P, self.result, self.train_state
+        result.n_epochs, result.n_updates = train_state.n_epochs, train_state.n_updates
         if P.shape[0] == 1:
             result.coef = P[0, :-1].copy()
             result.intercept = float(P[0, -1])
         else:
             result.coef = P[:, :-1].copy()
             result.intercept = P[:, -1].copy()
+
+
+def _upgrade_pickled_trainer(state):
+    """Turn the ``__dict__`` of a Trainer pickled before TrainState into today's.
+
+    Such a Trainer kept its parameters, optimizer state and row-order
+    generator as attributes; the generator gives the new state its seed.
+    """
+    result = state["result"]
+    state["train_state"] = TrainState(
+        P=state.pop("P"), optimizer_state=state.pop("state"), n_epochs=result.n_epochs,
+        n_updates=result.n_updates, seed=draw_seed(state.pop("rng")),
+    )  # fmt: skip
+    result.state = state["train_state"]
+    cfg = state["cfg"]
+    state.setdefault("run", ExecutionConfig(n_threads=cfg.n_threads, hogwild=cfg.hogwild,
+                                            sparse_update=cfg.sparse_update))  # fmt: skip
+    for name in ("_order", "_order_moved", "_rows"):
+        state.pop(name, None)

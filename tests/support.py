@@ -18,7 +18,7 @@ ALL_BACKENDS = fastgd.available_backends()
 COMPILED_BACKENDS = [name for name in ALL_BACKENDS if name != REFERENCE_BACKEND]
 
 DTYPES = (np.float64, np.float32)
-# Relative agreement promised between backends (DESIGN.md, "Backend contract").
+# Relative agreement promised between backends (docs/architecture.md, "The backend contract").
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 45, 4, 3
