@@ -15,7 +15,8 @@ import functools
 import numpy as np
 
 import fastgd
-from fastgd._engine import row_order_dtype
+# TEMPORARY until h14-backends lands: today's kernels take one combined record.
+from fastgd._engine import _legacy_kernel_config, row_order_dtype
 from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
@@ -71,7 +72,8 @@ def main(argv=None):
               f"shuffled, median of {args.repeats} epochs")  # fmt: skip
         cases = {}
         for batch_size in batch_sizes:
-            cfg = check_fit_settings(batch_size=batch_size, n_samples=n, **SETTINGS)
+            cfg = _legacy_kernel_config(*check_fit_settings(batch_size=batch_size, n_samples=n,
+                                                            **SETTINGS))  # fmt: skip
             prefix = order[: min(n, 4 * batch_size + 1000)]
             check = functools.partial(epoch_parameters, X, y, prefix, cfg)
             for name in backends:

@@ -32,7 +32,8 @@ import functools
 import numpy as np
 
 import fastgd
-from fastgd._engine import row_order_dtype
+# TEMPORARY until h14-backends lands: today's kernels take one combined record.
+from fastgd._engine import _legacy_kernel_config, row_order_dtype
 from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings, usable_cpu_count
 from fastgd.backends import get_backend
@@ -112,7 +113,9 @@ def cached_rate(X, y, batch_size, backend, repeats=21):
     X, y = X[:CACHED_ROWS], y[:CACHED_ROWS]
     n = X.shape[0]
     order = np.arange(n, dtype=row_order_dtype(n))
-    cfg = check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
+    cfg = _legacy_kernel_config(
+        *check_fit_settings(**{**SETTINGS, "batch_size": batch_size, "n_samples": n})
+    )
     cfg = cfg._replace(prefetch=0)
     kernels = get_backend(backend)
     seconds = [time_epoch(kernels, X, y, order, cfg, 1)[0] for _ in range(repeats)]

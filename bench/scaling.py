@@ -46,7 +46,8 @@ import numpy as np
 
 import fastgd
 from fastgd._config import LOSSES, OPTIMIZERS, REGRESSION_LOSSES
-from fastgd._engine import Trainer, row_order_dtype
+# TEMPORARY until h14-backends lands: today's kernels take one combined record.
+from fastgd._engine import Trainer, _legacy_kernel_config, row_order_dtype
 from fastgd._synthetic import make_problem
 from fastgd._validation import (
     check_fit_settings,
@@ -597,7 +598,8 @@ def main(argv=None):
             get_backend(name)  # says how to install a backend that is not usable here
         settings = dict(SETTINGS, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
                         epochs=args.epochs)  # fmt: skip
-        cfgs = {b: check_fit_settings(batch_size=b, n_samples=n, **settings)
+        cfgs = {b: _legacy_kernel_config(*check_fit_settings(batch_size=b, n_samples=n,
+                                                             **settings))
                 for b in batch_sizes}  # fmt: skip
     except (ValueError, TypeError, OSError, ImportError) as exc:
         parser.error(str(exc))

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd._engine import row_order_dtype
+# TEMPORARY until h14-backends lands: today's kernels take one combined record.
+from fastgd._engine import _legacy_kernel_config, row_order_dtype
 from fastgd._synthetic import make_problem
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
@@ -69,7 +70,8 @@ def bench_epoch(benchmark, problem, backend, batch_size):
         pytest.skip(f"backend {backend!r} is not usable in this installation")
     X, y, order = problem
     order = order[: ROWS[batch_size]]
-    cfg = check_fit_settings(batch_size=batch_size, n_samples=len(order), **SETTINGS)
+    cfg = _legacy_kernel_config(*check_fit_settings(batch_size=batch_size,
+                                                    n_samples=len(order), **SETTINGS))
     kernels = get_backend(backend)
     P = np.zeros((1, N_FEATURES + 1), dtype=X.dtype)
     state = np.zeros((2,) + P.shape, dtype=X.dtype)

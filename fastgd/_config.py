@@ -1,8 +1,9 @@
 """The names users type and the integer codes kernels branch on, in one place.
 
-Every backend receives its settings as one :class:`KernelConfig` record. Its
-fields are plain integers and floats, so a compiled kernel is specialised once
-per dtype and data layout, never once per hyperparameter value.
+Every backend receives its settings as two records, :class:`KernelConfig`
+(what is computed) and :class:`ExecutionConfig` (how it runs). Their fields
+are plain integers and floats, so a compiled kernel is specialised once per
+dtype and data layout, never once per hyperparameter value.
 """
 
 from typing import NamedTuple
@@ -59,14 +60,17 @@ ORDER_SEQUENTIAL, ORDER_SHUFFLED, ORDER_BATCHES = range(len(ROW_ORDERS))
 
 
 class KernelConfig(NamedTuple):
-    """Everything an epoch kernel needs besides the arrays.
+    """What an epoch computes: everything a kernel's arithmetic needs besides the arrays.
 
     The penalty arrives already split into its two parts, so kernels never
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
     smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
-    ``sparse_update`` (a code of ``SPARSE_UPDATES``) is read only by the
-    sparse (CSR) epoch kernels; its default keeps older call sites valid.
+    ``power_t`` is the schedule's per-update exponent (``lr / t**power_t``;
+    0 unless ``schedule='invscaling'``, see ``fastgd._schedule``). How the
+    epoch runs is :class:`ExecutionConfig`. Built by
+    ``fastgd._settings.kernel_records`` from the settings table, which
+    tests that these fields are its kernel rows.
     """
 
     loss: int
@@ -84,14 +88,6 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
-    # How the epoch runs rather than what it computes: the threads a large
-    # batch's gradient is shared over (any count gives the same result),
-    # whether rows arrive in a random order (the kernel then prefetches
-    # them), and hogwild's lock-free threads (which change the result).
-    n_threads: int = 1
-    prefetch: int = 1
-    hogwild: int = 0
-    sparse_update: int = SPARSE_LAZY
 
 
 class ExecutionConfig(NamedTuple):

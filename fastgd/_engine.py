@@ -15,44 +15,50 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import ORDER_BATCHES, ORDER_SEQUENTIAL, ORDER_SHUFFLED, ExecutionConfig
+from ._config import ORDER_BATCHES, ORDER_SHUFFLED, ExecutionConfig, KernelConfig
 from ._errors import DivergenceError
 from ._result import FitResult
+from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
+from ._settings import (
+    FIT,
+    check_settings,
+    document_settings,
+    kernel_records,
+    row_order,
+    settings_from,
+)
 from ._state import RowOrder, TrainState, draw_seed
 # Where the bench and the tests have always imported them from.
 from ._state import row_order_dtype, shuffled_batches  # noqa: F401
-from ._validation import (
-    check_bool,
-    check_callback,
-    check_fit_settings,
-    check_option,
-    check_random_state,
-    check_shuffle,
-    check_X,
-    check_y,
-    is_sparse,
-)
-from .backends import BACKEND_MODULES, get_backend
+from ._validation import check_X, check_y, is_sparse
+from .backends import get_backend
 
 
 # Largest batch of shuffle='batches' whose rows are prefetched (see advance).
 PREFETCH_MAX_BATCH = 64
 
 
-def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
-    """Base learning rate of epoch ``epoch`` (0-based) for the per-epoch schedules.
+# TEMPORARY until h14-backends lands: today's kernels read one combined record,
+# KernelConfig's fields followed by these execution fields (the layout the
+# Cython struct is checked against at import). The kernels will take
+# (KernelConfig, ExecutionConfig) instead; then this record, the function
+# below and its callers' wrapping go.
+_LegacyKernelConfig = NamedTuple("_LegacyKernelConfig", [
+    *KernelConfig.__annotations__.items(),
+    ("n_threads", int), ("prefetch", int), ("hogwild", int), ("sparse_update", int),
+])  # fmt: skip
 
-    ``exponential``: ``lr · decay**epoch``; ``step``: ``lr · gamma**(epoch //
-    step_size)``. ``invscaling`` decays per update inside the kernels and
-    ``constant`` never does, so both return ``lr`` here.
+
+def _legacy_kernel_config(cfg, run):
+    """TEMPORARY until h14-backends lands: ``cfg`` and ``run`` as today's kernels' record.
+
+    ``prefetch`` is 1, today's default: :func:`advance` sets it per epoch.
     """
-    if schedule == "exponential":
-        return lr * decay**epoch
-    if schedule == "step":
-        return lr * gamma ** (epoch // step_size)
-    return lr
+    return _LegacyKernelConfig(*cfg, n_threads=run.n_threads, prefetch=1,
+                               hogwild=run.hogwild, sparse_update=run.sparse_update)  # fmt: skip
 
 
+@document_settings(FIT)
 def fit(
     X,
     y,
@@ -128,122 +134,7 @@ def fit(
         ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``. Without
         ``n_classes`` y must hold at least two classes. y is converted to
         X's dtype (a copy of n values when its dtype differs).
-    loss : {'squared_error', 'huber', 'epsilon_insensitive', 'log_loss', \
-'multinomial', 'hinge'}, default='squared_error'
-        ``squared_error`` is ``½(p − y)²``; ``huber`` and
-        ``epsilon_insensitive`` use ``epsilon``; ``log_loss`` is binary
-        logistic regression, ``multinomial`` softmax cross-entropy and
-        ``hinge`` the linear SVM loss ``max(0, 1 − s·p)`` with ``s = 2y − 1``.
-    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', \
-'adamw'}, default='sgd'
-    lr : float, default=0.01
-        Base learning rate (> 0).
-    schedule : {'constant', 'invscaling', 'exponential', 'step'}, default='constant'
-        ``invscaling``: ``lr / t**power_t`` at update t (1-based);
-        ``exponential``: ``lr · decay**epoch``; ``step``:
-        ``lr · gamma**(epoch // step_size)`` (epochs counted from 0).
-    batch_size : int or None, default=32
-        Rows per update. None, or anything >= n_samples, is full-batch GD.
-    epochs : int, default=10
-        Maximum number of passes over the data.
-    penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
-        R(w) = ½‖w‖² (l2), ‖w‖₁ (l1) or
-        ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` (elasticnet). The L2 part is
-        added to the gradient; the L1 part is a proximal soft-threshold
-        ``lr_t · alpha · l1_ratio`` after each update, so weights reach
-        exactly zero.
-    alpha : float, default=0.0001
-        Penalty strength (>= 0).
-    l1_ratio : float, default=0.15
-        Elastic-net mixing, in [0, 1].
-    fit_intercept : bool, default=True
-    shuffle : {True, False, 'batches'}, default=True
-        True visits the rows in a fresh random order every epoch; False keeps
-        the data's order; ``'batches'`` cuts the data, in its own order, into
-        contiguous batches and visits those in a fresh random order every
-        epoch (a last, partial batch stays last). 'batches' reads memory
-        sequentially, so it is the fastest random mode; it assumes rows that
-        are already in random order (shuffle X once beforehand if not).
-    drop_last : bool, default=False
-        Skip the last batch of an epoch when it is smaller than ``batch_size``.
-    tol : float or None, default=None
-        With a value, stop once the epoch loss has not improved on the best
-        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
-    n_iter_no_change : int, default=5
-    random_state : int, numpy.random.Generator or None, default=None
-        Seeds the row order. The same seed gives bit-identical results; None
-        draws fresh entropy, so two runs differ (when shuffling).
-    backend : {'numba', 'cython', 'numpy'}, default='numba'
-        See :func:`fastgd.available_backends`.
-    callback : callable or None, default=None
-        Called after every epoch as ``callback(epoch, loss, coef, intercept)``
-        (epoch counted from 1; copies of the current parameters). Returning
-        True stops training.
-    allow_copy : bool, default=True
-        False raises a ValueError, saying why, where X or y would have to be
-        copied or converted (see X above; y must then be a C-contiguous array
-        of X's dtype) instead of doing so: a guard against a hidden n × d
-        copy of a large X.
-    n_classes : int or None, default=None
-        Number of classes of a classification loss: for ``multinomial``
-        (default ``max(y) + 1``), or 2 for ``log_loss`` and ``hinge``. Given,
-        y need not show every class (a chunk of a larger problem).
-    epsilon : float, default=0.1
-        Width of the quadratic zone of ``huber`` and the insensitive zone of
-        ``epsilon_insensitive``.
-    power_t : float, default=0.25
-        Exponent of ``invscaling``.
-    decay : float, default=0.9
-        Per-epoch factor of ``exponential``, in (0, 1].
-    step_size : int, default=10
-        Epochs between the drops of ``step``.
-    gamma : float, default=0.1
-        Factor of each drop of ``step``, in (0, 1].
-    momentum : float, default=0.9
-        ``momentum`` and ``nesterov``: ``v = momentum·v + g``; the step is
-        ``lr·v`` (``lr·(g + momentum·v)`` for nesterov), as in PyTorch.
-    beta1, beta2 : float, default=0.9, 0.999
-        Adam's moment decays, in [0, 1).
-    eps : float, default=1e-8
-        Added to the root of the second moment (adagrad, rmsprop, adam).
-    rho : float, default=0.9
-        RMSprop's decay of the squared-gradient average, in [0, 1).
-    weight_decay : float, default=0.01
-        AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.
-    n_threads : int, default=1
-        Threads of the compiled backends; -1 uses every CPU this process may
-        run on (more than that are not started). With ``parallel='data'``,
-        a batch of more than 1024 rows is cut into chunks of 1024 whose
-        gradients the threads compute side by side, then add in chunk order:
-        the result is the same, bit for bit, for any ``n_threads``, and
-        smaller batches run on one thread. The NumPy backend always runs one,
-        and so does a sparse X (``n_threads`` and ``parallel`` do not apply).
-    parallel : {'data', 'hogwild'}, default='data'
-        ``'hogwild'`` (Niu et al., 2011; Numba and Cython backends): each of
-        the ``n_threads`` threads runs its own share of the epoch's batches
-        and updates the shared parameters without locks. It speeds up small
-        batches, which have too little work to share out, but it is **not
-        deterministic**: results change from run to run (converging to the
-        same solution on well-posed problems). Update counts of
-        ``invscaling`` and Adam are counted per thread, times the thread count.
-    sparse_update : {'lazy', 'dense'}, default='lazy'
-        How a sparse X's batches update the weights; ignored for a dense X.
-        ``'dense'`` is the dense update itself (the same numbers as the
-        dense copy of X, at O(n_features) per batch). ``'lazy'`` costs
-        O(stored entries of the batch) per batch:
-
-        - ``optimizer='sgd'``: exact, the same numbers as ``'dense'`` up to
-          rounding, for every penalty and schedule. The L2 shrink of all
-          weights is one scale factor (``w = scale · v``); L1 and elastic-net
-          are caught up per column when it is next read (the composition of
-          the skipped shrink-and-soft-threshold steps, in closed form).
-        - the other optimizers: only the columns with a stored entry in the
-          batch (an explicitly stored 0 counts) and the intercept are
-          stepped, as PyTorch's ``SparseAdam``: the moments of the other
-          columns are not decayed, momentum does not move them, and their
-          L2 gradient, AdamW decay and L1 soft-threshold wait until the
-          column appears in a batch. That is the dense update restricted to
-          the batch's columns, not the dense update.
+    {settings}
 
     Returns
     -------
@@ -282,35 +173,26 @@ def fit(
     >>> np.round(result.coef, 2), round(result.intercept, 2)
     (array([ 1. , -2. ,  0.5]), 3.0)
     """
-    check_option("backend", backend, tuple(BACKEND_MODULES))
-    allow_copy = check_bool("allow_copy", allow_copy)
+    settings = check_settings(FIT, settings_from(locals(), FIT))
+    allow_copy = settings["allow_copy"]
     X = check_X(X, allow_copy=allow_copy)
-    cfg = check_fit_settings(
-        loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
-        batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
-        alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
-        epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
-        gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
-        weight_decay=weight_decay, n_threads=n_threads, parallel=parallel,
-        sparse_update=sparse_update,
-    )  # fmt: skip
-    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
-    shuffle = check_shuffle(shuffle)
-    check_callback(callback)
-    rng = check_random_state(random_state)
+    cfg, run = kernel_records(settings, n_samples=X.shape[0])
+    loss = settings["loss"]
+    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
+                           allow_copy=allow_copy)  # fmt: skip
     trainer = Trainer(
-        cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
-        random_state=rng, lr=lr, schedule=schedule, decay=decay,
-        step_size=step_size, gamma=gamma,
+        _legacy_kernel_config(cfg, run), X.shape[1], n_outputs, X.dtype, loss=loss,
+        backend=settings["backend"], random_state=settings["random_state"], run=run,
+        **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
     )  # fmt: skip
+    tol = settings["tol"]
     result = trainer.result
     try:
         result.converged = run_epochs(
-            lambda: trainer.epoch(X, y, shuffle=shuffle),
-            epochs,
-            plateau=None if tol is None else Plateau(tol, n_iter_no_change),
-            callback=callback,
+            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"]),
+            settings["epochs"],
+            plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
+            callback=settings["callback"],
             parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
         )
     except KeyboardInterrupt as exc:
@@ -475,9 +357,6 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
             progress.close()
 
 
-# The row-order code that a backend receives for each ``shuffle`` mode.
-_ROW_ORDER_CODES = {False: ORDER_SEQUENTIAL, True: ORDER_SHUFFLED, "batches": ORDER_BATCHES}
-
 
 class Epoch(NamedTuple):
     """What :func:`advance` reports of the epoch it ran.
@@ -547,7 +426,7 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
     try:
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         cfg = cfg._replace(batch_size=min(cfg.batch_size, n_rows))
-        run = run._replace(row_order=_ROW_ORDER_CODES[shuffle])
+        run = run._replace(row_order=row_order(shuffle))
         order = (RowOrder() if orders is None else orders).draw(
             state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
         )

@@ -7,7 +7,7 @@ Imported by the test modules as ``support`` (pytest puts this folder on
 import numpy as np
 
 import fastgd
-from fastgd._config import KernelConfig, LOSSES
+from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
 # The NumPy reference is the specification; every other usable backend is
@@ -96,14 +96,13 @@ def make_problem(loss, dtype, n=N_SAMPLES, d=N_FEATURES, seed=0):
 
 
 def kernel_config(loss, **overrides):
-    """A ``KernelConfig`` for calling loss functions directly."""
-    fields = dict(
-        loss=LOSSES.index(loss), optimizer=0, batch_size=1, drop_last=0,
-        fit_intercept=1, l2=0.0, l1=0.0, epsilon=0.1, power_t=0.0, momentum=0.9,
-        beta1=0.9, beta2=0.999, eps=1e-8, rho=0.9, weight_decay=0.01,
-    )  # fmt: skip
-    fields.update(overrides)
-    return KernelConfig(**fields)
+    """A ``KernelConfig`` for calling loss functions directly.
+
+    The settings table's defaults (plain SGD, no penalty, a constant rate)
+    at batch size 1, with ``overrides`` replacing fields.
+    """
+    cfg, _ = check_fit_settings(n_samples=1, loss=loss, batch_size=1)
+    return cfg._replace(**overrides)
 
 
 def spy_on_run_epoch(monkeypatch, backend):

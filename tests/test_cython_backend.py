@@ -22,7 +22,7 @@ import pytest
 import fastgd
 from fastgd import backends
 from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
-from fastgd._engine import row_order_dtype
+from fastgd._engine import _legacy_kernel_config, row_order_dtype
 from fastgd._validation import check_fit_settings
 
 from support import N_SAMPLES, assert_same_fit, make_problem
@@ -57,7 +57,9 @@ def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMP
         eps=1e-8, rho=0.9, weight_decay=0.01,
     )  # fmt: skip
     fields.update(settings)
-    cfg = check_fit_settings(batch_size=batch_size, n_samples=len(X), **fields)
+    # TEMPORARY until h14-backends lands: today's kernels take one combined record.
+    cfg = _legacy_kernel_config(*check_fit_settings(batch_size=batch_size, n_samples=len(X),
+                                                    **fields))
     return X, y, order, cfg
 
 

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from fastgd._engine import _legacy_kernel_config
 from fastgd._validation import check_fit_settings
 
 from support import make_problem
@@ -28,14 +29,15 @@ def test_numba_kernels_check_bounds():
     assert numba.config.BOUNDSCHECK, "NUMBA_BOUNDSCHECK=1 but Numba did not read it"
     kernels = get_backend("numba")
     X, y = make_problem("squared_error", np.float64)
-    cfg = check_fit_settings(
+    # TEMPORARY until h14-backends lands: today's kernels take one combined record.
+    cfg = _legacy_kernel_config(*check_fit_settings(
         loss="squared_error", optimizer="sgd", lr=0.01, schedule="constant",
         batch_size=1, n_samples=len(X), epochs=1, penalty=None, alpha=0.0,
         l1_ratio=0.15, fit_intercept=True, drop_last=False, tol=None,
         n_iter_no_change=5, epsilon=0.1, power_t=0.25, decay=0.9, step_size=10,
         gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, rho=0.9,
         weight_decay=0.01,
-    )  # fmt: skip
+    ))  # fmt: skip
     order = np.arange(3, dtype=np.int32)
     order[-1] = len(X)  # one row past the end
     P = np.zeros((1, X.shape[1] + 1))

@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd._config import KernelConfig
-from fastgd._engine import Trainer, advance
+from fastgd._engine import Trainer, _legacy_kernel_config, advance
 from fastgd._state import RowOrder, TrainState
 from fastgd._validation import check_fit_settings, check_X, check_y
 from fastgd.backends import get_backend
@@ -68,10 +67,9 @@ def fit_trainer(X, y, state, **given):
     values = {name: p.default for name, p in fit_parameters.items() if p.default is not p.empty}
     values.update(given)
     X = check_X(X)
-    accepted = inspect.signature(check_fit_settings).parameters
-    checked = check_fit_settings(**{name: values[name] for name in accepted if name in values},
-                                 n_samples=X.shape[0])  # fmt: skip
-    cfg, run = (checked, None) if isinstance(checked, KernelConfig) else checked
+    cfg, run = check_fit_settings(**values, n_samples=X.shape[0])
+    # TEMPORARY until h14-backends lands: today's kernels take one combined record.
+    cfg = _legacy_kernel_config(cfg, run)
     y, n_outputs = check_y(y, X.shape[0], values["loss"], X.dtype, values["n_classes"])
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=values["loss"], backend=values["backend"],

@@ -814,9 +814,13 @@ def _struct_fields():
     return tuple(<dict>probe)
 
 
+# TEMPORARY until h14-backends lands: the struct still holds the execution
+# fields, as the engine's combined record does (see _engine._LegacyKernelConfig).
+from .. import _engine
+
 if (
     any(getattr(_config, name) != code for name, code in _C_CODES.items())
-    or _struct_fields() != _config.KernelConfig._fields
+    or _struct_fields() != _engine._LegacyKernelConfig._fields
 ):
     raise ImportError(
         "fastgd.backends._cython_kernels was compiled against other settings codes "
