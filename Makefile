@@ -62,7 +62,7 @@ bench-speed: $(STAMP)
 	$(PY) -m bench.engine_speed
 
 # The speed targets: every shuffle mode and batch size against the memory
-# floor, float32 against float64, threads and hogwild (README, Performance).
+# floor, float32 against float64, threads and hogwild (docs/performance-notes.md).
 bench-floor: $(STAMP)
 	$(PY) -m bench.floor
 

@@ -1,6 +1,6 @@
 """Epoch rows/s against the memory floor, for every shuffle mode (`make bench-floor`).
 
-The figures behind the speed targets of the README's Performance section, all
+The figures behind the speed targets (docs/performance-notes.md, issue 6), all
 measured in one run on the built-in problem (squared_error, plain SGD,
 Numba backend): for each dtype,
 
@@ -21,11 +21,13 @@ Numba backend): for each dtype,
   arithmetic alone (about 1 where the CPUs are hyperthreads of one core).
 
 Each rate is the median over the epochs after the first (which compiles or
-loads the kernels and warms the caches).
+loads the kernels and warms the caches). Before any of it is timed, each
+fit is checked against the NumPy reference on the first CHECK_ROWS rows
+(``_common.check_then_time``); hogwild's threads, which change the result
+from run to run, are not.
 """
 
-import argparse
-import json
+import functools
 
 import numpy as np
 
@@ -37,18 +39,35 @@ from fastgd.backends import get_backend
 
 from ._common import (
     SETTINGS,
+    Case,
+    add_flag,
+    batch_size_arg,
+    bench_parser,
     call_seconds,
+    check_then_time,
     machine_info,
     machine_line,
     memory_floor,
     read_rows_in_order,
     read_rows_sequentially,
+    resolve_batch_sizes,
     threaded_arithmetic_speedup,
     threaded_memory_floor,
     time_epoch,
+    write_json,
 )
 
 MODES = (False, "batches", True)
+# Rows of the check against the reference (at batch size 1 the reference
+# needs about 0.05 s for them).
+CHECK_ROWS = 2_000
+
+
+def fit_parameters(X, y, settings, backend):
+    """Parameters and losses of a one-epoch fit on the first CHECK_ROWS rows: what is checked."""
+    result = fastgd.fit(X[:CHECK_ROWS], y[:CHECK_ROWS], epochs=1, lr=1e-3, random_state=0,
+                        backend=backend, **settings)  # fmt: skip
+    return result.coef, np.asarray(result.intercept), np.asarray(result.loss_history)
 
 
 def epoch_rate(X, y, epochs, **settings):
@@ -115,29 +134,31 @@ def mode_name(mode):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
-    parser.add_argument("--batch-sizes", type=int, nargs="+",
-                        default=[1, 8, 32, 256, 4096, 0], help="0 = the whole data set")  # fmt: skip
-    parser.add_argument("--thread-batch-sizes", type=int, nargs="+", default=[4096, 16384, 0])
-    parser.add_argument("--hogwild-batch-sizes", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--backend", default="numba")
-    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
+    parser = bench_parser(__doc__)
+    add_flag(parser, "n_samples", 1_000_000)
+    add_flag(parser, "n_features", 64)
+    add_flag(parser, "dtypes", ["float64", "float32"])
+    add_flag(parser, "batch_sizes", [1, 8, 32, 256, 4096, "n"], type=batch_size_arg)
+    parser.add_argument("--thread-batch-sizes", type=batch_size_arg, nargs="+",
+                        default=[4096, 16384, "n"])  # fmt: skip
+    parser.add_argument("--hogwild-batch-sizes", type=batch_size_arg, nargs="+",
+                        default=[1, 8, 32])  # fmt: skip
+    add_flag(parser, "epochs", 4, help="epochs per fit; the first is not timed")
+    add_flag(parser, "backend", "numba")
+    add_flag(parser, "out", help="also write the figures as floor.json into this folder")
     args = parser.parse_args(argv)
-    batch_sizes = list(dict.fromkeys(min(b or args.n, args.n) for b in args.batch_sizes))
+    n = args.n_samples
+    batch_sizes = resolve_batch_sizes(args.batch_sizes, n)
     threads = usable_cpu_count()
 
     print(machine_line(threads))
-    print(f"problem: n={args.n:,} d={args.d}, squared_error, sgd, {args.backend}, "
+    print(f"problem: n={n:,} d={args.n_features}, squared_error, sgd, {args.backend}, "
           f"median of {args.epochs - 1} epochs\n")  # fmt: skip
     figures = {"machine": machine_info(threads), "args": vars(args), "dtypes": {}}
     rates = {}
     for dtype in args.dtypes:
-        X, y = make_problem(args.n, args.d, dtype=np.dtype(dtype).type)
-        order = np.random.default_rng(0).permutation(args.n).astype(row_order_dtype(args.n))
+        X, y = make_problem(n, args.n_features, dtype=np.dtype(dtype).type)
+        order = np.random.default_rng(0).permutation(n).astype(row_order_dtype(n))
         floor = floor_rates(X, order)
         print(f"{dtype}: floor sequential {floor[False] / 1e6:.1f}M rows/s, "
               f"shuffled {floor[True] / 1e6:.1f}M rows/s")  # fmt: skip
@@ -149,14 +170,20 @@ def main(argv=None):
         # epoch_rate_and_share); memory_floor above has compiled both.
         sequential, shuffled = lambda: read_rows_sequentially(X), lambda: read_rows_in_order(X, order)
         readers = {False: sequential, "batches": sequential, True: shuffled}
+        cases = {}
+        for batch_size in batch_sizes:
+            for mode in MODES:
+                settings = dict(batch_size=batch_size, shuffle=mode)
+                timed = functools.partial(epoch_rate_and_share, X, y, args.epochs, readers[mode],
+                                          backend=args.backend, **settings)  # fmt: skip
+                check = functools.partial(fit_parameters, X, y, settings)
+                cases[mode, batch_size] = Case(args.backend, timed, check)
+        measured = check_then_time(cases, where=f"on {CHECK_ROWS:,} rows", say=indented)
         shares = {}
         for batch_size in batch_sizes:
             cells = []
             for mode in MODES:
-                read_floor = readers[mode]
-                rate, share = epoch_rate_and_share(X, y, args.epochs, read_floor,
-                                                   batch_size=batch_size, shuffle=mode,
-                                                   backend=args.backend)  # fmt: skip
+                [(rate, share)] = measured[mode, batch_size]
                 rates[dtype, mode, batch_size] = rate
                 shares[f"{mode_name(mode)}@{batch_size}"] = share
                 cells.append(f"{mode_name(mode):>9} {rate / 1e6:6.2f}M ({share:.2f})")
@@ -178,7 +205,7 @@ def main(argv=None):
                      for m in MODES]  # fmt: skip
             print(f"  batch {batch_size:>7}: " + ", ".join(cells))
 
-    X, y = make_problem(args.n, args.d)
+    X, y = make_problem(n, args.n_features)
     one_floor, many_floor = (threaded_memory_floor(X, count) for count in (1, threads))
     arithmetic = threaded_arithmetic_speedup(threads)
     print(f"\nthreads: {threads} against 1, float64; sequential floor {one_floor / 1e6:.1f}M rows/s "
@@ -187,22 +214,36 @@ def main(argv=None):
     figures["thread_floor"] = {"1": one_floor, str(threads): many_floor}
     figures["thread_arithmetic_speedup"] = arithmetic
     figures["threads"] = {}
+    cases = {}
     for parallel, sizes, shuffle in (("data", args.thread_batch_sizes, False),
                                      ("hogwild", args.hogwild_batch_sizes, True)):  # fmt: skip
-        for batch_size in [b or args.n for b in sizes]:
-            one, many = (
-                epoch_rate(X, y, args.epochs, batch_size=batch_size, shuffle=shuffle,
-                           backend=args.backend, n_threads=count, parallel=parallel)
-                for count in (1, threads)
-            )  # fmt: skip
+        for batch_size in resolve_batch_sizes(sizes, n):
+            for count in (1, threads):
+                settings = dict(batch_size=batch_size, shuffle=shuffle, n_threads=count,
+                                parallel=parallel)  # fmt: skip
+                timed = functools.partial(epoch_rate, X, y, args.epochs, backend=args.backend,
+                                          **settings)  # fmt: skip
+                # Hogwild's lock-free threads change the result from run to run.
+                check = (None if parallel == "hogwild"
+                         else functools.partial(fit_parameters, X, y, settings))  # fmt: skip
+                cases[parallel, batch_size, count] = Case(args.backend, timed, check)
+    measured = check_then_time(cases, where=f"on {CHECK_ROWS:,} rows, parallel='data'",
+                               say=indented)  # fmt: skip
+    for parallel, shuffle in (("data", False), ("hogwild", True)):
+        for batch_size in dict.fromkeys(b for p, b, _ in cases if p == parallel):
+            [one], [many] = (measured[parallel, batch_size, count] for count in (1, threads))
             figures["threads"][f"{parallel}@{batch_size}"] = {"1": one, str(threads): many}
             print(f"  parallel={parallel!r:<10} shuffle={mode_name(shuffle):<6} batch {batch_size:>7}: "
                   f"{one / 1e6:6.2f}M -> {many / 1e6:6.2f}M rows/s ({many / one:.2f}x)")  # fmt: skip
     print("(x.xx) after a rate = the median of its epochs' shares of the floor, each read just "
           "before the epoch: sequential for False and 'batches', shuffled for True")  # fmt: skip
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(figures, f, indent=1, default=float)
+        print(f"wrote {write_json(args.out, 'floor.json', figures)}")
+    return figures
+
+
+def indented(line):
+    print("  " + line)
 
 
 if __name__ == "__main__":

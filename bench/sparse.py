@@ -11,10 +11,10 @@ Every figure is the wall time of the whole ``fit`` call (validation
 included), as rows/s = n · epochs / seconds, median [min-max] over
 ``--repeats`` fits, the contenders interleaved. Before timing, each fastgd
 backend is checked against the NumPy reference on a 2,000-row slice, and the
-first (compiling) Numba call is made there.
+first (compiling) Numba call is made there (``_common.check_then_time``).
 """
 
-import argparse
+import functools
 import time
 
 import numpy as np
@@ -22,7 +22,15 @@ import scipy.sparse as sp
 
 import fastgd
 
-from ._common import machine_line
+from ._common import (
+    Case,
+    add_flag,
+    bench_parser,
+    check_then_time,
+    machine_info,
+    machine_line,
+    write_json,
+)
 
 LR = 0.01
 
@@ -55,15 +63,30 @@ def fastgd_fit(X, y, backend, batch_size, epochs, alpha):
     )  # fmt: skip
 
 
-def check_backends(X, y, backends, batch_sizes, alpha):
-    """Each backend's fit of a slice equals the NumPy reference's (and is compiled)."""
-    Xs, ys = X[:2000], y[:2000]
-    for batch_size in batch_sizes:
-        expected = fastgd_fit(Xs, ys, "numpy", batch_size, 1, alpha)
-        for backend in backends:
-            got = fastgd_fit(Xs, ys, backend, batch_size, 1, alpha)
-            np.testing.assert_allclose(got.coef, expected.coef, rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{backend} disagrees with the reference")  # fmt: skip
+def fit_parameters(X, y, batch_size, alpha, backend):
+    """Parameters of a one-epoch fit of the first 2,000 rows: what is checked."""
+    result = fastgd_fit(X[:2000], y[:2000], backend, batch_size, 1, alpha)
+    return result.coef, np.asarray(result.intercept)
+
+
+def timed_fastgd(X, y, backend, batch_size, epochs, alpha):
+    """``(rows/s, mean log loss)`` of one whole ``fastgd.fit``."""
+    started = time.perf_counter()
+    result = fastgd_fit(X, y, backend, batch_size, epochs, alpha)
+    seconds = time.perf_counter() - started
+    return X.shape[0] * epochs / seconds, mean_log_loss(X, y, result.coef, result.intercept)
+
+
+def timed_sklearn(SGDClassifier, X, y, epochs, alpha):
+    """``(rows/s, mean log loss)`` of one whole ``SGDClassifier.fit``."""
+    model = SGDClassifier(
+        loss="log_loss", penalty="l2", alpha=alpha, learning_rate="constant",
+        eta0=LR, max_iter=epochs, tol=None, shuffle=True, random_state=0,
+    )  # fmt: skip
+    started = time.perf_counter()
+    model.fit(X, y)
+    seconds = time.perf_counter() - started
+    return X.shape[0] * epochs / seconds, mean_log_loss(X, y, model.coef_[0], model.intercept_[0])
 
 
 def summary(values):
@@ -72,24 +95,24 @@ def summary(values):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-samples", type=int, default=1_000_000)
-    parser.add_argument("--n-features", type=int, default=1_000_000)
+    parser = bench_parser(__doc__)
+    add_flag(parser, "n_samples", 1_000_000)
+    add_flag(parser, "n_features", 1_000_000)
     parser.add_argument("--nnz-per-row", type=int, default=20)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 256])
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_flag(parser, "batch_sizes", [1, 256], type=int)
+    add_flag(parser, "epochs", 1)
+    add_flag(parser, "repeats", 3)
     parser.add_argument("--alpha", type=float, default=1e-4)
-    parser.add_argument("--backends", nargs="+", default=None,
-                        help="default: every available compiled backend")  # fmt: skip
-    parser.add_argument("--no-sklearn", action="store_true", help="skip SGDClassifier")
+    add_flag(parser, "backends", help="default: every available compiled backend")
+    add_flag(parser, "no_peers", help="skip scikit-learn's SGDClassifier")
+    add_flag(parser, "out", help="also write the figures as sparse.json into this folder")
     args = parser.parse_args(argv)
     backends = args.backends or [b for b in fastgd.available_backends() if b != "numpy"]
     try:
         from sklearn.linear_model import SGDClassifier
     except ImportError:
         SGDClassifier = None
-    use_sklearn = SGDClassifier is not None and not args.no_sklearn
+    use_sklearn = SGDClassifier is not None and not args.no_peers
 
     print(machine_line())
     started = time.perf_counter()
@@ -99,32 +122,22 @@ def main(argv=None):
           f"{args.nnz_per_row} CSR float64 (built in {built:.1f} s), log_loss, sgd + l2 "
           f"alpha={args.alpha:g}, lr={LR} constant, {args.epochs} epoch(s), shuffled, "
           f"median of {args.repeats} fits")  # fmt: skip
-    check_backends(X, y, backends, args.batch_sizes, args.alpha)
-    print(f"checked: {', '.join(backends)} = NumPy reference on 2,000 rows (rtol 1e-9)\n")
 
-    n_rows = args.n_samples * args.epochs
-    rates, losses = {}, {}
-    for _ in range(args.repeats):
-        for batch_size in args.batch_sizes:
-            for backend in backends:
-                started = time.perf_counter()
-                result = fastgd_fit(X, y, backend, batch_size, args.epochs, args.alpha)
-                seconds = time.perf_counter() - started
-                key = (f"fastgd {backend}", batch_size)
-                rates.setdefault(key, []).append(n_rows / seconds)
-                losses[key] = mean_log_loss(X, y, result.coef, result.intercept)
-        if use_sklearn:
-            model = SGDClassifier(
-                loss="log_loss", penalty="l2", alpha=args.alpha, learning_rate="constant",
-                eta0=LR, max_iter=args.epochs, tol=None, shuffle=True, random_state=0,
-            )  # fmt: skip
-            started = time.perf_counter()
-            model.fit(X, y)
-            seconds = time.perf_counter() - started
-            key = ("sklearn SGDClassifier", 1)
-            rates.setdefault(key, []).append(n_rows / seconds)
-            losses[key] = mean_log_loss(X, y, model.coef_[0], model.intercept_[0])
+    cases = {}
+    for batch_size in args.batch_sizes:
+        check = functools.partial(fit_parameters, X, y, batch_size, args.alpha)
+        for backend in backends:
+            timed = functools.partial(timed_fastgd, X, y, backend, batch_size, args.epochs,
+                                      args.alpha)  # fmt: skip
+            cases[f"fastgd {backend}", batch_size] = Case(backend, timed, check)
+    if use_sklearn:
+        timed = functools.partial(timed_sklearn, SGDClassifier, X, y, args.epochs, args.alpha)
+        cases["sklearn SGDClassifier", 1] = Case("sklearn", timed)
+    measured = check_then_time(cases, args.repeats, where="on 2,000 rows")
+    print()
 
+    rates = {key: [rate for rate, _ in runs] for key, runs in measured.items()}
+    losses = {key: runs[-1][1] for key, runs in measured.items()}
     for (name, batch_size), values in rates.items():
         print(f"{name:>22} batch {batch_size:>4}: {summary(values)}  "
               f"loss {losses[name, batch_size]:.4f}")
@@ -135,6 +148,11 @@ def main(argv=None):
             if name.startswith("fastgd"):
                 print(f"{name} batch {batch_size} / sklearn: "
                       f"{np.median(values) / peer:.2f}x")  # fmt: skip
+    if args.out:
+        figures = {"machine": machine_info(), "args": vars(args),
+                   "rows_per_s": {f"{name}@{b}": v for (name, b), v in rates.items()},
+                   "loss": {f"{name}@{b}": v for (name, b), v in losses.items()}}  # fmt: skip
+        print(f"wrote {write_json(args.out, 'sparse.json', figures)}")
     return rates
 
 

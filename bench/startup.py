@@ -13,14 +13,13 @@ imported or compiled:
   the kernel reads them; a copy of X would show as anonymous memory).
 """
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
 
-from ._common import machine_line
+from ._common import add_flag, bench_parser, machine_line
 
 IMPORT = "import time; t = time.perf_counter(); import fastgd; print(time.perf_counter() - t)"
 
@@ -84,8 +83,8 @@ def run(code, *args, env=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = bench_parser(__doc__)
+    add_flag(parser, "repeats", 3, help="fresh processes behind each median")
     parser.add_argument("--memory-gb", type=float, default=2.0,
                         help="size of the float32 X of the memory test (0: skip it)")  # fmt: skip
     args = parser.parse_args(argv)

@@ -49,8 +49,8 @@ def __getattr__(name):
                 raise
             raise ImportError(
                 f"fastgd.{name} needs scikit-learn ({exc}); install it with "
-                "`python -m pip install scikit-learn` (or the extra: "
-                "`python -m pip install 'fastgd[sklearn]'`)."
+                "`python -m pip install scikit-learn` (or reinstall fastgd with its "
+                "extra, fastgd[sklearn]: `python -m pip install '.[sklearn]'` in its clone)."
             ) from exc
         return getattr(_estimators, name)
     raise AttributeError(f"module 'fastgd' has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """The names users type and the integer codes kernels branch on, in one place.
 
-Every backend receives its settings as two records: :class:`KernelConfig`,
-what an epoch computes, and :class:`ExecutionConfig`, how it runs. Their
-fields are plain integers and floats, so a compiled kernel is specialised once
-per dtype and data layout, never once per hyperparameter value.
+Every backend receives its settings as two records, :class:`KernelConfig`
+(what is computed) and :class:`ExecutionConfig` (how it runs). Their fields
+are plain integers and floats, so a compiled kernel is specialised once per
+dtype and data layout, never once per hyperparameter value.
 """
 
 from typing import NamedTuple
@@ -66,8 +66,11 @@ class KernelConfig(NamedTuple):
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
     smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
-    How the epoch runs (threads, hogwild, the sparse update mode, the row
-    order) is the :class:`ExecutionConfig` beside it.
+    ``power_t`` is the schedule's per-update exponent (``lr / t**power_t``;
+    0 unless ``schedule='invscaling'``, see ``fastgd._schedule``). How the
+    epoch runs is :class:`ExecutionConfig`. Built by
+    ``fastgd._settings.kernel_records`` from the settings table, which
+    tests that these fields are its kernel rows.
     """
 
     loss: int

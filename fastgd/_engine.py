@@ -1,75 +1,40 @@
 """The engine: validation, the epoch loop, stopping and callbacks.
 
-Python runs once per epoch. Each epoch draws the row order from the engine's
-seeded NumPy generator (so every backend sees the same batches) and makes one
-backend call that runs all of the epoch's batches in compiled code.
+Python runs once per epoch. :func:`advance` takes a model's
+:class:`~fastgd._state.TrainState` one epoch on: it derives the epoch's row
+order from the state's seed and epoch number with NumPy (so every backend sees
+the same batches, and a resumed fit the same as an uninterrupted one) and makes
+one backend call that runs all of the epoch's batches in compiled code.
 """
 
 import signal
 import sys
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
-from ._config import ORDER_BATCHES, ORDER_SEQUENTIAL, ORDER_SHUFFLED, ExecutionConfig
+from ._config import ExecutionConfig, KernelConfig
 from ._errors import DivergenceError
 from ._result import FitResult
-from ._validation import (
-    check_bool,
-    check_callback,
-    check_fit_settings,
-    check_option,
-    check_random_state,
-    check_shuffle,
-    check_X,
-    check_y,
+from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
+from ._settings import (
+    FIT,
+    check_settings,
+    document_settings,
+    kernel_records,
+    row_order,
+    settings_from,
 )
-from .backends import BACKEND_MODULES, get_backend
-
-# The row order the backends are told of, per ``shuffle`` mode (``ExecutionConfig.row_order``).
-ROW_ORDER_OF_SHUFFLE = {False: ORDER_SEQUENTIAL, True: ORDER_SHUFFLED, "batches": ORDER_BATCHES}
-
-
-def epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma):
-    """Base learning rate of epoch ``epoch`` (0-based) for the per-epoch schedules.
-
-    ``exponential``: ``lr · decay**epoch``; ``step``: ``lr · gamma**(epoch //
-    step_size)``. ``invscaling`` decays per update inside the kernels and
-    ``constant`` never does, so both return ``lr`` here.
-    """
-    if schedule == "exponential":
-        return lr * decay**epoch
-    if schedule == "step":
-        return lr * gamma ** (epoch // step_size)
-    return lr
+from ._state import RowOrder, TrainState, draw_seed
+# Where the bench and the tests have always imported them from.
+from ._state import row_order_dtype, shuffled_batches  # noqa: F401
+from ._validation import check_X, check_y
+from .backends import get_backend
 
 
-def row_order_dtype(n_samples):
-    """int32 indices where they fit: half the memory traffic of int64."""
-    return np.int32 if n_samples < 2**31 else np.int64
-
-
-def shuffled_batches(order, rows, batch_size, rng):
-    """Fill ``order`` with the rows' contiguous batches in a random batch order.
-
-    ``rows`` is None for ``0..n-1``. Only whole batches move: a last, partial
-    batch stays last, so the kernel's cut of ``order`` into ``batch_size``
-    pieces still falls on batch boundaries. Nothing n-sized is allocated.
-    """
-    n_whole = order.shape[0] // batch_size
-    whole = order[: n_whole * batch_size].reshape(n_whole, batch_size)
-    picks = rng.permutation(n_whole)
-    if rows is None:
-        np.add((picks * batch_size)[:, None], np.arange(batch_size), out=whole,
-               casting="unsafe")  # fmt: skip
-        order[n_whole * batch_size :] = np.arange(n_whole * batch_size, order.shape[0])
-    else:
-        np.take(rows[: n_whole * batch_size].reshape(n_whole, batch_size), picks,
-                axis=0, out=whole)  # fmt: skip
-        order[n_whole * batch_size :] = rows[n_whole * batch_size :]
-
-
+@document_settings(FIT)
 def fit(
     X,
     y,
@@ -145,122 +110,7 @@ def fit(
         ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``. Without
         ``n_classes`` y must hold at least two classes. y is converted to
         X's dtype (a copy of n values when its dtype differs).
-    loss : {'squared_error', 'huber', 'epsilon_insensitive', 'log_loss', \
-'multinomial', 'hinge'}, default='squared_error'
-        ``squared_error`` is ``½(p − y)²``; ``huber`` and
-        ``epsilon_insensitive`` use ``epsilon``; ``log_loss`` is binary
-        logistic regression, ``multinomial`` softmax cross-entropy and
-        ``hinge`` the linear SVM loss ``max(0, 1 − s·p)`` with ``s = 2y − 1``.
-    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', \
-'adamw'}, default='sgd'
-    lr : float, default=0.01
-        Base learning rate (> 0).
-    schedule : {'constant', 'invscaling', 'exponential', 'step'}, default='constant'
-        ``invscaling``: ``lr / t**power_t`` at update t (1-based);
-        ``exponential``: ``lr · decay**epoch``; ``step``:
-        ``lr · gamma**(epoch // step_size)`` (epochs counted from 0).
-    batch_size : int or None, default=32
-        Rows per update. None, or anything >= n_samples, is full-batch GD.
-    epochs : int, default=10
-        Maximum number of passes over the data.
-    penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
-        R(w) = ½‖w‖² (l2), ‖w‖₁ (l1) or
-        ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` (elasticnet). The L2 part is
-        added to the gradient; the L1 part is a proximal soft-threshold
-        ``lr_t · alpha · l1_ratio`` after each update, so weights reach
-        exactly zero.
-    alpha : float, default=0.0001
-        Penalty strength (>= 0).
-    l1_ratio : float, default=0.15
-        Elastic-net mixing, in [0, 1].
-    fit_intercept : bool, default=True
-    shuffle : {True, False, 'batches'}, default=True
-        True visits the rows in a fresh random order every epoch; False keeps
-        the data's order; ``'batches'`` cuts the data, in its own order, into
-        contiguous batches and visits those in a fresh random order every
-        epoch (a last, partial batch stays last). 'batches' reads memory
-        sequentially, so it is the fastest random mode; it assumes rows that
-        are already in random order (shuffle X once beforehand if not).
-    drop_last : bool, default=False
-        Skip the last batch of an epoch when it is smaller than ``batch_size``.
-    tol : float or None, default=None
-        With a value, stop once the epoch loss has not improved on the best
-        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
-    n_iter_no_change : int, default=5
-    random_state : int, numpy.random.Generator or None, default=None
-        Seeds the row order. The same seed gives bit-identical results; None
-        draws fresh entropy, so two runs differ (when shuffling).
-    backend : {'numba', 'cython', 'numpy'}, default='numba'
-        See :func:`fastgd.available_backends`.
-    callback : callable or None, default=None
-        Called after every epoch as ``callback(epoch, loss, coef, intercept)``
-        (epoch counted from 1; copies of the current parameters). Returning
-        True stops training.
-    allow_copy : bool, default=True
-        False raises a ValueError, saying why, where X or y would have to be
-        copied or converted (see X above; y must then be a C-contiguous array
-        of X's dtype) instead of doing so: a guard against a hidden n × d
-        copy of a large X.
-    n_classes : int or None, default=None
-        Number of classes of a classification loss: for ``multinomial``
-        (default ``max(y) + 1``), or 2 for ``log_loss`` and ``hinge``. Given,
-        y need not show every class (a chunk of a larger problem).
-    epsilon : float, default=0.1
-        Width of the quadratic zone of ``huber`` and the insensitive zone of
-        ``epsilon_insensitive``.
-    power_t : float, default=0.25
-        Exponent of ``invscaling``.
-    decay : float, default=0.9
-        Per-epoch factor of ``exponential``, in (0, 1].
-    step_size : int, default=10
-        Epochs between the drops of ``step``.
-    gamma : float, default=0.1
-        Factor of each drop of ``step``, in (0, 1].
-    momentum : float, default=0.9
-        ``momentum`` and ``nesterov``: ``v = momentum·v + g``; the step is
-        ``lr·v`` (``lr·(g + momentum·v)`` for nesterov), as in PyTorch.
-    beta1, beta2 : float, default=0.9, 0.999
-        Adam's moment decays, in [0, 1).
-    eps : float, default=1e-8
-        Added to the root of the second moment (adagrad, rmsprop, adam).
-    rho : float, default=0.9
-        RMSprop's decay of the squared-gradient average, in [0, 1).
-    weight_decay : float, default=0.01
-        AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.
-    n_threads : int, default=1
-        Threads of the compiled backends; -1 uses every CPU this process may
-        run on (more than that are not started). With ``parallel='data'``,
-        a batch of more than 1024 rows is cut into chunks of 1024 whose
-        gradients the threads compute side by side, then add in chunk order:
-        the result is the same, bit for bit, for any ``n_threads``, and
-        smaller batches run on one thread. The NumPy backend always runs one,
-        and so does a sparse X (``n_threads`` and ``parallel`` do not apply).
-    parallel : {'data', 'hogwild'}, default='data'
-        ``'hogwild'`` (Niu et al., 2011; Numba and Cython backends): each of
-        the ``n_threads`` threads runs its own share of the epoch's batches
-        and updates the shared parameters without locks. It speeds up small
-        batches, which have too little work to share out, but it is **not
-        deterministic**: results change from run to run (converging to the
-        same solution on well-posed problems). Update counts of
-        ``invscaling`` and Adam are counted per thread, times the thread count.
-    sparse_update : {'lazy', 'dense'}, default='lazy'
-        How a sparse X's batches update the weights; ignored for a dense X.
-        ``'dense'`` is the dense update itself (the same numbers as the
-        dense copy of X, at O(n_features) per batch). ``'lazy'`` costs
-        O(stored entries of the batch) per batch:
-
-        - ``optimizer='sgd'``: exact, the same numbers as ``'dense'`` up to
-          rounding, for every penalty and schedule. The L2 shrink of all
-          weights is one scale factor (``w = scale · v``); L1 and elastic-net
-          are caught up per column when it is next read (the composition of
-          the skipped shrink-and-soft-threshold steps, in closed form).
-        - the other optimizers: only the columns with a stored entry in the
-          batch (an explicitly stored 0 counts) and the intercept are
-          stepped, as PyTorch's ``SparseAdam``: the moments of the other
-          columns are not decayed, momentum does not move them, and their
-          L2 gradient, AdamW decay and L1 soft-threshold wait until the
-          column appears in a batch. That is the dense update restricted to
-          the batch's columns, not the dense update.
+    {settings}
 
     Returns
     -------
@@ -299,35 +149,26 @@ def fit(
     >>> np.round(result.coef, 2), round(result.intercept, 2)
     (array([ 1. , -2. ,  0.5]), 3.0)
     """
-    check_option("backend", backend, tuple(BACKEND_MODULES))
-    allow_copy = check_bool("allow_copy", allow_copy)
+    settings = check_settings(FIT, settings_from(locals(), FIT))
+    allow_copy = settings["allow_copy"]
     X = check_X(X, allow_copy=allow_copy)
-    cfg, run = check_fit_settings(
-        loss=loss, optimizer=optimizer, lr=lr, schedule=schedule,
-        batch_size=batch_size, n_samples=X.shape[0], epochs=epochs, penalty=penalty,
-        alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        drop_last=drop_last, tol=tol, n_iter_no_change=n_iter_no_change,
-        epsilon=epsilon, power_t=power_t, decay=decay, step_size=step_size,
-        gamma=gamma, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rho=rho,
-        weight_decay=weight_decay, n_threads=n_threads, parallel=parallel,
-        sparse_update=sparse_update,
-    )  # fmt: skip
-    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, n_classes, allow_copy=allow_copy)
-    shuffle = check_shuffle(shuffle)
-    check_callback(callback)
-    rng = check_random_state(random_state)
+    cfg, run = kernel_records(settings, n_samples=X.shape[0])
+    loss = settings["loss"]
+    y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
+                           allow_copy=allow_copy)  # fmt: skip
     trainer = Trainer(
-        cfg, X.shape[1], n_outputs, X.dtype, loss=loss, backend=backend,
-        random_state=rng, lr=lr, schedule=schedule, decay=decay,
-        step_size=step_size, gamma=gamma, run=run,
+        cfg, X.shape[1], n_outputs, X.dtype, loss=loss,
+        backend=settings["backend"], random_state=settings["random_state"], run=run,
+        **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
     )  # fmt: skip
+    tol = settings["tol"]
     result = trainer.result
     try:
         result.converged = run_epochs(
-            lambda: trainer.epoch(X, y, shuffle=shuffle),
-            epochs,
-            plateau=None if tol is None else Plateau(tol, n_iter_no_change),
-            callback=callback,
+            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"]),
+            settings["epochs"],
+            plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
+            callback=settings["callback"],
             parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
         )
     except KeyboardInterrupt as exc:
@@ -492,12 +333,111 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
             progress.close()
 
 
-class Trainer:
-    """One model's parameters, optimizer state and counters, advanced an epoch at a time.
 
-    ``fastgd.fit`` runs a fresh Trainer for ``epochs`` epochs; an estimator's
-    ``partial_fit`` keeps one and calls :meth:`epoch` with each new chunk of
-    (validated) data, so both share one code path and give the same numbers.
+class Epoch(NamedTuple):
+    """What :func:`advance` reports of the epoch it ran.
+
+    ``loss`` is the epoch's mean training loss; ``seconds`` the wall time of
+    its backend call alone (drawing the row order is not counted).
+    """
+
+    loss: float
+    seconds: float
+
+
+def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
+            orders=None):  # fmt: skip
+    """Advance ``state`` by one epoch over validated ``X``, ``y``: the one way to train.
+
+    ``fastgd.fit`` and the estimators (through :class:`Trainer`) call this
+    once per epoch, and so may any other driver: it reads nothing but its
+    arguments. The epoch's row order and learning rate come from the state
+    (its seed and ``n_epochs``), so the same state and data give the same
+    epoch wherever and whenever it runs.
+
+    All or nothing: if the epoch diverges (DivergenceError) or is interrupted
+    (KeyboardInterrupt, or any other exception), ``state`` is put back as it
+    was before it; since the row order depends only on the state, the epoch
+    run again visits the same rows.
+
+    Parameters
+    ----------
+    state : TrainState
+        Updated in place: parameters, optimizer state, ``n_epochs`` (+1) and
+        ``n_updates``.
+    X : ndarray of shape (n_samples, n_features) or scipy.sparse CSR
+        Validated (``check_X``), of the state's dtype.
+    y : ndarray of shape (n_samples,)
+        Validated engine targets (``check_y``).
+    kernels : module
+        The backend (``fastgd.backends.get_backend``).
+    cfg : KernelConfig
+        What is computed; its ``batch_size`` is clipped to the epoch's rows.
+    run : ExecutionConfig
+        How it runs; its ``row_order`` is set here from ``shuffle``.
+    shuffle : {True, False, 'batches'}
+        The epoch's row-order mode (see :func:`fastgd.fit`).
+    lr_schedule : callable
+        ``lr_schedule(epoch) -> float``: the base learning rate of epoch
+        ``epoch`` (0-based), what the backend receives.
+    rows : ndarray of int or None, default=None
+        Train on these rows of X and y only (in this order, before any
+        shuffling), without copying them.
+    orders : RowOrder or None, default=None
+        A buffer for the row order to reuse from epoch to epoch (a driver
+        running many epochs keeps one; None allocates one for this epoch).
+
+    Returns
+    -------
+    Epoch
+        ``(loss, seconds)``.
+
+    Raises
+    ------
+    DivergenceError
+        When a batch's loss or the parameters become NaN or infinite; its
+        ``result`` is None (a caller holding a FitResult sets it).
+    """
+    saved = state.copy()
+    try:
+        n_rows = X.shape[0] if rows is None else rows.shape[0]
+        cfg = cfg._replace(batch_size=min(cfg.batch_size, n_rows))
+        run = run._replace(row_order=row_order(shuffle))
+        order = (RowOrder() if orders is None else orders).draw(
+            state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
+        )
+        epoch_lr = lr_schedule(state.n_epochs)
+        P, optimizer_state, t0 = state.P, state.optimizer_state, state.n_updates
+        started = time.perf_counter()
+        # Dense or CSR X alike: the backend picks its kernel by the layout
+        # (and decides what the row order means to it: the CPU backends
+        # prefetch rows at random addresses).
+        epoch_loss, n_updates = kernels.run_epoch(
+            X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run
+        )
+        seconds = time.perf_counter() - started
+        if not (np.isfinite(epoch_loss) and np.isfinite(P).all()):
+            # A non-finite loss stopped the kernel before that batch's update;
+            # otherwise only the last update went wrong.
+            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
+            raise DivergenceError(state.n_epochs + 1, batch, epoch_lr, None)
+        state.n_updates += int(n_updates)
+        state.n_epochs += 1
+        return Epoch(float(epoch_loss), seconds)
+    except BaseException:
+        state.restore(saved)
+        raise
+
+
+class Trainer:
+    """A :class:`TrainState` with what fit and the estimators keep beside it.
+
+    The settings (kernel and execution records, learning-rate schedule), the
+    backend, the :class:`FitResult` that records every epoch, and the reused
+    row-order buffer. ``fastgd.fit`` runs a fresh Trainer for ``epochs``
+    epochs; an estimator's ``partial_fit`` keeps one and calls :meth:`epoch`
+    with each new chunk of (validated) data, so both share one code path,
+    :func:`advance`, and give the same numbers.
 
     Parameters
     ----------
@@ -509,35 +449,59 @@ class Trainer:
     loss, backend, lr, schedule, decay, step_size, gamma :
         As in :func:`fastgd.fit` (already validated).
     random_state : int, Generator or None
-        Seeds the generator that draws every epoch's row order.
-    run : ExecutionConfig
-        From ``check_fit_settings``: how the backend runs each epoch (its
-        ``row_order`` is set per epoch from ``shuffle``).
+        Gives the seed of every epoch's row order (see ``TrainState``).
+    run : ExecutionConfig or None
+        How epochs run (from ``check_fit_settings``); None is one thread,
+        ``ExecutionConfig()``.
+    state : TrainState or None
+        Continue from this state (e.g. one loaded from a pickle) instead of
+        starting from zero; ``random_state`` is then not used.
+
+    Attributes
+    ----------
+    train_state : TrainState
+    result : FitResult
+        Its ``state`` is ``train_state``.
+    P, state :
+        ``train_state.P`` and ``train_state.optimizer_state``.
     """
 
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
                  random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
-                 run=ExecutionConfig()):  # fmt: skip
+                 run=None, state=None):  # fmt: skip
         self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
                          step_size=step_size, gamma=gamma, run=run)  # fmt: skip
-        self.P = np.zeros((n_outputs, n_features + 1), dtype=dtype)
-        self.state = np.zeros((2, n_outputs, n_features + 1), dtype=dtype)
-        self.rng = np.random.default_rng(random_state)
-        self.result = FitResult(coef=None, intercept=None, loss=loss)
+        if state is None:
+            state = TrainState.zeros(n_features, n_outputs, dtype, random_state)
+        self.train_state = state
+        self.result = FitResult(coef=None, intercept=None, loss=loss, state=state)
+        self._orders = RowOrder()
         self._store_parameters()
-        self._order = None
-        self._order_moved = False
-        self._rows = None
+
+    @property
+    def P(self):
+        return self.train_state.P
+
+    @property
+    def state(self):
+        return self.train_state.optimizer_state
+
+    @property
+    def _order(self):
+        """The last epoch's row order (the reused buffer)."""
+        return self._orders.buffer
 
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
-                    gamma=0.1, run=ExecutionConfig()):  # fmt: skip
-        """Take new settings, keeping parameters, optimizer state, counters and RNG.
+                    gamma=0.1, run=None):  # fmt: skip
+        """Take new settings, keeping the training state.
 
         An estimator calls this when it continues training (``warm_start``,
         ``partial_fit``) after its hyperparameters were changed with
         ``set_params``; the loss and the number of outputs cannot change.
         """
         kernels = get_backend(backend)
+        if run is None:
+            run = ExecutionConfig()
         if run.hogwild and "hogwild" not in kernels.CAPABILITIES:
             raise ValueError(
                 f"parallel='hogwild' needs a compiled backend ('numba' or 'cython'); "
@@ -545,14 +509,14 @@ class Trainer:
             )
         self.cfg = cfg
         self.run = run
-        # The backend is told the row order of each shuffle mode, and decides
-        # what it does with it (the CPU backends prefetch rows at random
-        # addresses). Made once here, not once per epoch.
-        self._runs = {shuffle: run._replace(row_order=code)
-                      for shuffle, code in ROW_ORDER_OF_SHUFFLE.items()}  # fmt: skip
         self.backend = backend
         self.kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
+
+    def learning_rate(self, epoch):
+        """The base learning rate of epoch ``epoch`` (0-based) under this schedule."""
+        schedule, lr, decay, step_size, gamma = self.schedule
+        return epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
 
     def snapshot(self):
         """A copy of the parameter block, for :meth:`restore`."""
@@ -564,121 +528,107 @@ class Trainer:
         self._store_parameters()
 
     def checkpoint(self):
-        """Everything an epoch changes but the row order, for :meth:`rollback`.
+        """Everything an epoch changes, for :meth:`rollback`.
 
-        Parameters and optimizer state (copies; small: K × (n_features + 1)
-        each) and the result's counters and histories (their lengths).
+        A copy of the training state (small: no array in it is n_samples
+        long) and the lengths of the result's histories.
         """
         result = self.result
-        return (
-            self.P.copy(),
-            self.state.copy(),
-            result.n_epochs,
-            result.n_updates,
-            len(result.loss_history),
-            len(result.epoch_seconds),
-        )
+        return self.train_state.copy(), len(result.loss_history), len(result.epoch_seconds)
 
     def rollback(self, checkpoint):
         """Return to a :meth:`checkpoint`: the model as after its last epoch then.
 
         The one way an unfinished epoch is undone, whether it diverged or was
-        interrupted. The row-order generator is not rewound: training resumed
-        after a rollback is valid but visits rows in other orders than an
+        interrupted. Epoch ``e``'s row order depends only on the state's seed
+        and ``e``, so training resumed after a rollback visits the rows an
         uninterrupted run would.
         """
-        P, state, n_epochs, n_updates, n_losses, n_seconds = checkpoint
-        self.P[...], self.state[...] = P, state
+        state, n_losses, n_seconds = checkpoint
+        self.train_state.restore(state)
         result = self.result
-        result.n_epochs, result.n_updates = n_epochs, n_updates
         del result.loss_history[n_losses:], result.epoch_seconds[n_seconds:]
         self._store_parameters()
 
     def epoch(self, X, y, *, shuffle=True, rows=None):
-        """Run one epoch over validated ``X``, ``y``; return its mean loss.
+        """Run one epoch over validated ``X``, ``y`` (:func:`advance`); return its mean loss.
 
-        All or nothing: if the epoch diverges (DivergenceError) or is
-        interrupted (KeyboardInterrupt, or any other exception), the model is
-        rolled back to where it was before it, so parameters, state and
-        history always belong to the last completed epoch.
+        All or nothing, the result's histories included: if the epoch
+        diverges (DivergenceError) or is interrupted (KeyboardInterrupt, or
+        any other exception), the model is rolled back to where it was
+        before it, so parameters, state and history always belong to the
+        last completed epoch (which a DivergenceError's ``result`` holds).
 
         ``rows`` (an index array) restricts the epoch to those rows of X and
         y, without copying them: an estimator's ``early_stopping`` trains on
         all rows but its held-out ones this way.
         """
         checkpoint = self.checkpoint()
-        try:
-            return self._epoch(X, y, shuffle, rows)
-        except BaseException:
-            self.rollback(checkpoint)
-            raise
-
-    def _epoch(self, X, y, shuffle, rows):
-        """The epoch itself, without the rollback that :meth:`epoch` adds."""
-        n_samples = X.shape[0] if rows is None else rows.shape[0]
-        if (
-            self._order is None
-            or self._order.shape[0] != n_samples
-            or rows is not self._rows
-        ):
-            dtype = row_order_dtype(X.shape[0])
-            self._order = (
-                np.arange(n_samples, dtype=dtype) if rows is None else rows.astype(dtype)
-            )
-            self._rows = rows
-        elif shuffle is False and self._order_moved:
-            self._order[:] = np.arange(n_samples) if rows is None else rows
-        # Only a mode switch needs the data's order back: False epochs after
-        # False epochs reuse it as it is, with no n-sized write per epoch.
-        self._order_moved = shuffle is not False
-        cfg = self.cfg._replace(batch_size=min(self.cfg.batch_size, n_samples))
-        if shuffle == "batches":
-            shuffled_batches(self._order, rows, cfg.batch_size, self.rng)
-        elif shuffle:
-            self.rng.shuffle(self._order)
-        schedule, lr, decay, step_size, gamma = self.schedule
-        epoch_lr = epoch_learning_rate(
-            schedule, lr, self.result.n_epochs, decay, step_size, gamma
-        )
         result = self.result
-        started = time.perf_counter()
-        # Dense or CSR X alike: the backend picks its kernel by the layout.
-        epoch_loss, n_updates = self.kernels.run_epoch(
-            X, y, self._order, self.P, self.state, cfg, epoch_lr, result.n_updates,
-            self._runs[shuffle],
-        )  # fmt: skip
-        if not (np.isfinite(epoch_loss) and np.isfinite(self.P).all()):
-            # A non-finite loss stopped the kernel before that batch's update;
-            # otherwise only the last update went wrong. err.result is rolled
-            # back to the last finite epoch by epoch() before anyone sees it.
-            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
-            raise DivergenceError(result.n_epochs + 1, batch, epoch_lr, result)
-        result.epoch_seconds.append(time.perf_counter() - started)
-        result.loss_history.append(float(epoch_loss))
-        result.n_updates += int(n_updates)
-        result.n_epochs += 1
-        self._store_parameters()
-        return float(epoch_loss)
+        try:
+            loss, seconds = advance(
+                self.train_state, X, y, self.kernels, self.cfg, self.run,
+                shuffle=shuffle, lr_schedule=self.learning_rate, rows=rows,
+                orders=self._orders,
+            )  # fmt: skip
+            result.epoch_seconds.append(seconds)
+            result.loss_history.append(loss)
+            self._store_parameters()
+        except BaseException as exc:
+            self.rollback(checkpoint)
+            if isinstance(exc, DivergenceError) and exc.result is None:
+                exc.result = result
+            raise
+        return loss
 
     def __getstate__(self):
         # A module cannot be pickled: keep the backend's name and look it up
-        # again on load. The row order is n_samples long, so it stays out of
-        # the pickle (a loaded Trainer starts its next order afresh).
+        # again on load. The row-order buffer is n_samples long and rebuilt
+        # from the state's seed every epoch, so it stays out of the pickle.
         state = self.__dict__.copy()
-        del state["kernels"]
-        state["_order"] = state["_rows"] = None
+        del state["kernels"], state["_orders"]
         return state
 
     def __setstate__(self, state):
+        if "train_state" not in state:
+            _upgrade_pickled_trainer(state)
         self.__dict__.update(state)
         self.kernels = get_backend(self.backend)
+        self._orders = RowOrder()
 
     def _store_parameters(self):
-        """Copy the parameter block into the result's public shapes."""
-        P, result = self.P, self.result
+        """Copy the parameter block and the counters into the result."""
+        P, result, train_state = self.P, self.result, self.train_state
+        result.n_epochs, result.n_updates = train_state.n_epochs, train_state.n_updates
         if P.shape[0] == 1:
             result.coef = P[0, :-1].copy()
             result.intercept = float(P[0, -1])
         else:
             result.coef = P[:, :-1].copy()
             result.intercept = P[:, -1].copy()
+
+
+def _upgrade_pickled_trainer(state):
+    """Turn the ``__dict__`` of a Trainer pickled before TrainState into today's.
+
+    Such a Trainer kept its parameters, optimizer state and row-order
+    generator as attributes; the generator gives the new state its seed.
+    """
+    result = state["result"]
+    state["train_state"] = TrainState(
+        P=state.pop("P"), optimizer_state=state.pop("state"), n_epochs=result.n_epochs,
+        n_updates=result.n_updates, seed=draw_seed(state.pop("rng")),
+    )  # fmt: skip
+    result.state = state["train_state"]
+    # Its cfg may be the combined record of then (KernelConfig's fields, then
+    # the execution's): the execution becomes the ExecutionConfig of today.
+    cfg = state["cfg"]
+    defaults = ExecutionConfig()
+    state.setdefault("run", ExecutionConfig(
+        n_threads=getattr(cfg, "n_threads", defaults.n_threads),
+        hogwild=getattr(cfg, "hogwild", defaults.hogwild),
+        sparse_update=getattr(cfg, "sparse_update", defaults.sparse_update),
+    ))  # fmt: skip
+    state["cfg"] = KernelConfig(*cfg[: len(KernelConfig._fields)])
+    for name in ("_order", "_order_moved", "_rows"):
+        state.pop(name, None)

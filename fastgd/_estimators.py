@@ -17,114 +17,33 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._config import LOSSES, PROBABILISTIC_LOSSES, REGRESSION_LOSSES
+from ._config import LOSSES, PROBABILISTIC_LOSSES
 from ._engine import Plateau, Trainer, add_note, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
+from ._schedule import EPOCH_RATE_SETTINGS
+from ._settings import (
+    CLASSIFIER,
+    REGRESSOR,
+    check_settings,
+    kernel_records,
+    parameters_doc,
+    setting_names,
+)
 from ._validation import (
     FLOAT_DTYPES,
-    check_bool,
-    check_callback,
     check_class_count,
-    check_fit_settings,
-    check_float,
-    check_int,
     check_no_copy,
-    check_option,
-    check_random_state,
     check_shuffle,
     check_validation_split,
     check_X,
     check_y,
 )
-from .backends import BACKEND_MODULES
 
 # The batch size is settled per call: partial_fit's chunks differ in size and
 # the Trainer clips every epoch's batch to the rows it is given, so the config
 # carries the requested size ("all rows" for None) rather than one chunk's.
 _ALL_ROWS = np.iinfo(np.int64).max
-
-_COMMON_PARAMETERS = """\
-    optimizer : {'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', \
-'adamw'}, default='sgd'
-    lr : float, default=0.01
-        Base learning rate (> 0).
-    schedule : {'constant', 'invscaling', 'exponential', 'step'}, default='constant'
-    batch_size : int or None, default=32
-        Rows per update; None is full-batch gradient descent, 1 is SGD.
-    epochs : int, default=10
-        Most passes over the data in one call to ``fit``.
-    penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
-    alpha : float, default=0.0001
-        Penalty strength.
-    l1_ratio : float, default=0.15
-        Elastic-net mixing, in [0, 1].
-    fit_intercept : bool, default=True
-    shuffle : {True, False, 'batches'}, default=True
-        True: a fresh random row order every epoch; False: the data's order;
-        'batches': the data's contiguous batches in a fresh random order every
-        epoch (see :func:`fastgd.fit`).
-    drop_last : bool, default=False
-        Skip an epoch's last batch when it is smaller than ``batch_size``.
-    tol : float or None, default=None
-        Without ``early_stopping``: stop once the training loss has not
-        improved on its best by at least ``tol`` for ``n_iter_no_change``
-        epochs in a row (None: always run ``epochs``). With
-        ``early_stopping``: the same rule on the validation score (None counts
-        as 0: stop when the score has not improved at all).
-    n_iter_no_change : int, default=5
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training rows (stratified by
-        class for the classifier, drawn with ``random_state``), score the
-        model on them after every epoch and stop by the ``tol`` rule above.
-        The parameters of the best-scoring epoch are kept, as in
-        scikit-learn's ``MLPClassifier``. The held-out rows are not copied
-        for training; their copy for scoring is ``validation_fraction`` of X.
-    validation_fraction : float, default=0.1
-        In (0, 1); used only with ``early_stopping``.
-    warm_start : bool, default=False
-        ``fit`` continues from the previous fit's parameters, optimizer state
-        and counters instead of starting from zero. Changed hyperparameters
-        (``lr``, ``alpha``, ...) apply from the next epoch; the loss, the
-        classes and the number of features cannot change.
-    random_state : int, numpy.random.Generator or None, default=None
-        Seeds the row order (and the early-stopping hold-out). The same seed
-        gives the same numbers as :func:`fastgd.fit`.
-    backend : str, default='numba'
-        One of :func:`fastgd.available_backends`.
-    verbose : int, default=0
-        1 or more shows a progress bar over ``fit``'s epochs on stderr (tqdm,
-        with the running loss and rows/s; a plain line per epoch where tqdm is
-        not installed).
-    callback : callable or None, default=None
-        Called after every epoch of ``fit`` and ``partial_fit`` as
-        ``callback(epoch, loss, coef, intercept)``: the epoch's number
-        (counting every epoch the model has run), its mean training loss and
-        copies of ``coef_`` and ``intercept_`` as they stand. Returning True
-        stops ``fit``.
-    allow_copy : bool, default=True
-        False raises a ValueError, saying why, where X would have to be
-        copied (not a C-contiguous float32/float64 array, or not of the
-        model's dtype when continuing) instead of copying it. y (n values) is
-        always encoded for the engine.
-    epsilon, power_t, decay, step_size, gamma, momentum, beta1, beta2, eps, \
-rho, weight_decay :
-        As in :func:`fastgd.fit`.
-    n_threads : int, default=1
-        Threads of the compiled backends (-1: every CPU). With
-        ``parallel='data'`` only batches of more than 1024 rows are shared
-        out, and the result is the same for any count (see :func:`fastgd.fit`).
-    parallel : {'data', 'hogwild'}, default='data'
-        ``'hogwild'``: lock-free threads updating the shared parameters, for
-        small batches; faster, but **not deterministic** (see :func:`fastgd.fit`).
-    sparse_update : {'lazy', 'dense'}, default='lazy'
-        How a ``scipy.sparse`` X updates the weights; ignored for dense X.
-        ``'lazy'`` costs O(stored entries) per batch: exact for
-        ``optimizer='sgd'``, the update restricted to the batch's columns for
-        the other optimizers; ``'dense'`` is the dense update (see
-        :func:`fastgd.fit`). X may be CSR (used as is) or any other sparse
-        format (converted once to CSR).
-"""
 
 _COMMON_ATTRIBUTES = """\
     n_iter_ : int
@@ -199,14 +118,15 @@ def _hold_out(n_samples, fraction, rng, strata=None):
 class _MiniBatchBase(BaseEstimator):
     """What the regressor and the classifier share: settings, data, training loop.
 
-    A subclass defines the loss names it accepts (``_losses``), whether y is
+    A subclass names its entry point in the settings table (``_entry``:
+    its settings, their checks and docs, the losses it accepts), whether y is
     numeric (``_numeric_y``), and four small methods: ``_encode_y`` (targets
     for the engine), ``_engine_setup`` (engine loss, outputs, one-vs-rest),
     ``_public_parameters`` (``coef_``/``intercept_`` shapes) and
     ``_score_rows`` (the early-stopping score).
     """
 
-    _losses = ()
+    _entry = None
     _numeric_y = True
 
     def __sklearn_tags__(self):
@@ -218,39 +138,16 @@ class _MiniBatchBase(BaseEstimator):
     # --- settings -------------------------------------------------------------
 
     def _settings(self):
-        """Check every hyperparameter (fastgd's checks); return ``(KernelConfig, ExecutionConfig)``."""
-        check_option("loss", self.loss, self._losses)
-        check_option("backend", self.backend, tuple(BACKEND_MODULES))
-        check_callback(self.callback)
-        check_int("verbose", self.verbose, 0)
-        for name in ("early_stopping", "warm_start", "allow_copy"):
-            check_bool(name, getattr(self, name))
-        check_shuffle(self.shuffle)
-        check_random_state(self.random_state)
-        check_float(
-            "validation_fraction", self.validation_fraction,
-            low=0.0, high=1.0, low_open=True, high_open=True,
-        )  # fmt: skip
-        return check_fit_settings(
-            loss=self.loss, optimizer=self.optimizer, lr=self.lr,
-            schedule=self.schedule,
-            batch_size=_ALL_ROWS if self.batch_size is None else self.batch_size,
-            n_samples=_ALL_ROWS, epochs=self.epochs, penalty=self.penalty,
-            alpha=self.alpha, l1_ratio=self.l1_ratio,
-            fit_intercept=self.fit_intercept, drop_last=self.drop_last, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, epsilon=self.epsilon,
-            power_t=self.power_t, decay=self.decay, step_size=self.step_size,
-            gamma=self.gamma, momentum=self.momentum, beta1=self.beta1,
-            beta2=self.beta2, eps=self.eps, rho=self.rho,
-            weight_decay=self.weight_decay, n_threads=self.n_threads,
-            parallel=self.parallel, sparse_update=self.sparse_update,
-        )  # fmt: skip
+        """Check every hyperparameter (its row of the settings table); return both records."""
+        settings = check_settings(
+            self._entry, {name: getattr(self, name) for name in setting_names(self._entry)}
+        )
+        return kernel_records(settings, n_samples=_ALL_ROWS)
 
     def _schedule(self):
         return dict(
-            backend=self.backend, lr=self.lr, schedule=self.schedule,
-            decay=self.decay, step_size=self.step_size, gamma=self.gamma,
-        )  # fmt: skip
+            backend=self.backend, **{name: getattr(self, name) for name in EPOCH_RATE_SETTINGS}
+        )
 
     # --- data and trainers ----------------------------------------------------
 
@@ -449,9 +346,7 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
 
     Parameters
     ----------
-    loss : {{'squared_error', 'huber', 'epsilon_insensitive'}}, \
-default='squared_error'
-{_COMMON_PARAMETERS}
+{parameters_doc(REGRESSOR)}
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,)
@@ -474,7 +369,7 @@ default='squared_error'
     (array([ 1. , -2. ,  0.5]), array([3.]))
     """
 
-    _losses = REGRESSION_LOSSES
+    _entry = REGRESSOR
     _numeric_y = True
 
     def __init__(
@@ -590,8 +485,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
 
     Parameters
     ----------
-    loss : {{'log_loss', 'hinge'}}, default='log_loss'
-{_COMMON_PARAMETERS}
+{parameters_doc(CLASSIFIER)}
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -616,7 +510,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     ((3, 4), (2, 3))
     """
 
-    _losses = ("log_loss", "hinge")
+    _entry = CLASSIFIER
     _numeric_y = False
 
     def __init__(

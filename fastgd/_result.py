@@ -42,6 +42,11 @@ class FitResult:
         Wall time of each epoch's backend call.
     loss : str
         The loss that was minimised; decides what ``predict`` returns.
+    state : TrainState or None
+        The training state as of the last completed epoch (parameters,
+        optimizer state, counters, row-order seed): small and picklable, it
+        is what a driver continues from (``fastgd._engine.advance``). None
+        for a result built from parameters alone.
     """
 
     coef: np.ndarray
@@ -52,6 +57,7 @@ class FitResult:
     converged: bool = False
     epoch_seconds: list = field(default_factory=list)
     loss: str = "squared_error"
+    state: object = field(default=None, repr=False, compare=False)
 
     @property
     def n_features(self):

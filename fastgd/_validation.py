@@ -13,18 +13,7 @@ import sys
 
 import numpy as np
 
-from ._config import (
-    CLASSIFICATION_LOSSES,
-    LOSSES,
-    OPTIMIZERS,
-    PARALLEL_MODES,
-    PENALTIES,
-    SCHEDULES,
-    SPARSE_UPDATES,
-    ExecutionConfig,
-    KernelConfig,
-    penalty_split,
-)
+from ._config import CLASSIFICATION_LOSSES
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -546,93 +535,15 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     return np.ascontiguousarray(y, dtype=dtype), n_outputs
 
 
-def check_fit_settings(
-    *,
-    loss,
-    optimizer,
-    lr,
-    schedule,
-    batch_size,
-    n_samples,
-    epochs,
-    penalty,
-    alpha,
-    l1_ratio,
-    fit_intercept,
-    drop_last,
-    tol,
-    n_iter_no_change,
-    epsilon,
-    power_t,
-    decay,
-    step_size,
-    gamma,
-    momentum,
-    beta1,
-    beta2,
-    eps,
-    rho,
-    weight_decay,
-    n_threads=1,
-    parallel="data",
-    sparse_update="lazy",
-):
-    """Check every training setting; return ``(KernelConfig, ExecutionConfig)``.
+def check_fit_settings(*, n_samples, **settings):
+    """Check training settings; return the backends' ``(KernelConfig, ExecutionConfig)``.
 
-    What the backends compute and how they run it; the execution's
-    ``row_order`` is left at its default, the engine sets it per epoch.
+    ``settings`` are keywords of :func:`fastgd.fit`; each one given is
+    checked by its row of the settings table (``fastgd._settings``), each
+    one left out takes its default. ``n_samples`` is the number of rows the
+    batches are cut from (a larger ``batch_size`` is clipped to it).
     """
-    check_option("loss", loss, LOSSES)
-    check_option("optimizer", optimizer, OPTIMIZERS)
-    check_option("schedule", schedule, SCHEDULES)
-    check_option("penalty", penalty, PENALTIES)
-    check_option("sparse_update", sparse_update, SPARSE_UPDATES)
-    check_float("lr", lr, low=0.0, low_open=True)
-    if batch_size is None:
-        batch_size = n_samples
-    batch_size = min(check_int("batch_size", batch_size, 1), n_samples)
-    check_int("epochs", epochs, 1)
-    check_float("alpha", alpha, low=0.0)
-    l1_ratio = check_float("l1_ratio", l1_ratio, low=0.0, high=1.0)
-    if tol is not None:
-        check_float("tol", tol, low=0.0)
-    check_int("n_iter_no_change", n_iter_no_change, 1)
-    check_float("epsilon", epsilon, low=0.0)
-    check_float("power_t", power_t, low=0.0)
-    check_float("decay", decay, low=0.0, high=1.0, low_open=True)
-    check_int("step_size", step_size, 1)
-    check_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
-    for name, value in (("momentum", momentum), ("beta1", beta1), ("beta2", beta2)):
-        check_float(name, value, low=0.0, high=1.0, high_open=True)
-    check_float("rho", rho, low=0.0, high=1.0, high_open=True)
-    check_float("eps", eps, low=0.0, low_open=True)
-    check_float("weight_decay", weight_decay, low=0.0)
-    check_bool("fit_intercept", fit_intercept)
-    check_bool("drop_last", drop_last)
-    n_threads = check_n_threads(n_threads)
-    check_option("parallel", parallel, PARALLEL_MODES)
-    l2, l1 = penalty_split(penalty, alpha, l1_ratio)
-    cfg = KernelConfig(
-        loss=LOSSES.index(loss),
-        optimizer=OPTIMIZERS.index(optimizer),
-        batch_size=batch_size,
-        drop_last=int(bool(drop_last)),
-        fit_intercept=int(bool(fit_intercept)),
-        l2=l2,
-        l1=l1,
-        epsilon=float(epsilon),
-        power_t=float(power_t) if schedule == "invscaling" else 0.0,
-        momentum=float(momentum),
-        beta1=float(beta1),
-        beta2=float(beta2),
-        eps=float(eps),
-        rho=float(rho),
-        weight_decay=float(weight_decay),
-    )
-    run = ExecutionConfig(
-        # More threads than CPUs would only take turns: same result, slower.
-        n_threads=min(n_threads, usable_cpu_count()),
-        hogwild=int(parallel == "hogwild"),
-        sparse_update=SPARSE_UPDATES.index(sparse_update),
-    )
-    return cfg, run
+    # Imported here: the table is built from this module's checks.
+    from ._settings import FIT, check_settings, kernel_records
+
+    return kernel_records(check_settings(FIT, settings), n_samples)

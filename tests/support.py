@@ -9,7 +9,8 @@ import functools
 import numpy as np
 
 import fastgd
-from fastgd._config import ExecutionConfig, KernelConfig, LOSSES
+from fastgd._config import ExecutionConfig
+from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
 # The NumPy reference is the specification; every other usable backend is
@@ -20,7 +21,7 @@ ALL_BACKENDS = fastgd.available_backends()
 COMPILED_BACKENDS = [name for name in ALL_BACKENDS if name != REFERENCE_BACKEND]
 
 DTYPES = (np.float64, np.float32)
-# Relative agreement promised between backends (DESIGN.md, "Backend contract").
+# Relative agreement promised between backends (docs/architecture.md, "The backend contract").
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 45, 4, 3
@@ -98,14 +99,13 @@ def make_problem(loss, dtype, n=N_SAMPLES, d=N_FEATURES, seed=0):
 
 
 def kernel_config(loss, **overrides):
-    """A ``KernelConfig`` for calling loss functions directly."""
-    fields = dict(
-        loss=LOSSES.index(loss), optimizer=0, batch_size=1, drop_last=0,
-        fit_intercept=1, l2=0.0, l1=0.0, epsilon=0.1, power_t=0.0, momentum=0.9,
-        beta1=0.9, beta2=0.999, eps=1e-8, rho=0.9, weight_decay=0.01,
-    )  # fmt: skip
-    fields.update(overrides)
-    return KernelConfig(**fields)
+    """A ``KernelConfig`` for calling loss functions directly.
+
+    The settings table's defaults (plain SGD, no penalty, a constant rate)
+    at batch size 1, with ``overrides`` replacing fields.
+    """
+    cfg, _ = check_fit_settings(n_samples=1, loss=loss, batch_size=1)
+    return cfg._replace(**overrides)
 
 
 def spy_on_run_epoch(monkeypatch, backend):
@@ -116,7 +116,7 @@ def spy_on_run_epoch(monkeypatch, backend):
 
     def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
         calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0, run=run))
-        return real_run_epoch(X, y, order, P, state, cfg, lr, t0, run=run)
+        return real_run_epoch(X, y, order, P, state, cfg, lr, t0, run)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)
     return calls

@@ -1,7 +1,7 @@
-"""The scaling benchmark's CLI (`python -m bench.scaling`) on a tiny problem.
+"""The bench CLIs (`python -m bench.scaling`, `bench.floor`, `bench.startup`, `bench.sparse`) on tiny problems.
 
-A smoke test of the tool, not of its timings: every promised figure is in
-results.json for every (backend, batch size), and the plot is written.
+Smoke tests of the tools, not of their timings: every promised figure is in
+the JSON for every (backend, batch size), and the plot is written.
 """
 
 import json
@@ -14,7 +14,7 @@ from bench import scaling
 
 FIGURES = ("rows_per_s", "seconds_per_epoch", "updates_per_s", "final_loss",
            "time_to_target_s", "epochs_to_target", "floor_fraction", "extrapolated")  # fmt: skip
-TINY = ["--n", "3000", "--d", "8", "--epochs", "2", "--repeats", "2"]
+TINY = ["--n-samples", "3000", "--n-features", "8", "--epochs", "2", "--repeats", "2"]
 
 
 def test_scaling_reports_every_figure_for_every_backend_and_batch_size(tmp_path, capsys):
@@ -81,11 +81,10 @@ def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys)
 def test_floor_reports_every_mode_batch_size_and_thread_figure(tmp_path, capsys):
     from bench import floor
 
-    out = tmp_path / "floor.json"
-    floor.main(["--n", "3000", "--d", "8", "--epochs", "2", "--batch-sizes", "1", "8", "4096",
-                "--thread-batch-sizes", "2048", "--hogwild-batch-sizes", "4",
-                "--out", str(out)])  # fmt: skip
-    report = json.loads(out.read_text())
+    floor.main(["--n-samples", "3000", "--n-features", "8", "--epochs", "2",
+                "--batch-sizes", "1", "8", "4096", "--thread-batch-sizes", "2048",
+                "--hogwild-batch-sizes", "4", "--out", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "floor.json").read_text())
     for dtype in ("float64", "float32"):
         figures = report["dtypes"][dtype]
         assert figures["floor"]["False"] > 0 and figures["floor"]["True"] > 0

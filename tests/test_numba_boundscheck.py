@@ -41,4 +41,4 @@ def test_numba_kernels_check_bounds():
     P = np.zeros((1, X.shape[1] + 1))
     state = np.zeros((2,) + P.shape)
     with pytest.raises(IndexError):
-        kernels.run_epoch(X, y, order, P, state, cfg, 0.01, 0, run=run)
+        kernels.run_epoch(X, y, order, P, state, cfg, 0.01, 0, run)

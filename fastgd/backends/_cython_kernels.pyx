@@ -85,21 +85,22 @@ cpdef enum:
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
-    /* read access (0), into every cache level (3) or L2 and below (2): what
-       _numba.prefetch_row and _numba.prefetch_row_to_l2 ask LLVM for */
-    #define FASTGD_PREFETCH(address) __builtin_prefetch((address), 0, 3)
-    #define FASTGD_PREFETCH_TO_L2(address) __builtin_prefetch((address), 0, 2)
+    /* One cache line, read access (0), into every cache level (3) or L2 and
+       below (2): what each llvm.prefetch of _numba.prefetch_to_l1 and
+       _numba.prefetch_to_l2 asks for */
+    #define FASTGD_PREFETCH_LINE_TO_L1(address) __builtin_prefetch((address), 0, 3)
+    #define FASTGD_PREFETCH_LINE_TO_L2(address) __builtin_prefetch((address), 0, 2)
     #else
-    #define FASTGD_PREFETCH(address) ((void)(address))
-    #define FASTGD_PREFETCH_TO_L2(address) ((void)(address))
+    #define FASTGD_PREFETCH_LINE_TO_L1(address) ((void)(address))
+    #define FASTGD_PREFETCH_LINE_TO_L2(address) ((void)(address))
     #endif
     /* setup.py defines it to 1 for the debug build (bounds checks on) */
     #ifndef FASTGD_CYTHON_DEBUG
     #define FASTGD_CYTHON_DEBUG 0
     #endif
     """
-    void prefetch "FASTGD_PREFETCH"(const void *address) noexcept nogil
-    void prefetch_to_l2 "FASTGD_PREFETCH_TO_L2"(const void *address) noexcept nogil
+    void prefetch_line_to_l1 "FASTGD_PREFETCH_LINE_TO_L1"(const void *address) noexcept nogil
+    void prefetch_line_to_l2 "FASTGD_PREFETCH_LINE_TO_L2"(const void *address) noexcept nogil
     const int FASTGD_CYTHON_DEBUG
 
 # True in a build made with FASTGD_CYTHON_DEBUG=1 (bounds checking and
@@ -135,14 +136,13 @@ cdef struct CpuExecution:
     int prefetch
 
 
-cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes, bint to_l2) noexcept nogil:
-    """Ask the CPU to start loading the ``row_bytes`` bytes at ``row``, into L2 alone or into L1.
+cdef inline void prefetch_lines(const void *row, Py_ssize_t row_bytes, bint to_l2) noexcept nogil:
+    """Prefetch every 64th byte of the ``row_bytes`` bytes at ``row``, and the last, into L2 or L1.
 
-    A shuffled epoch reads rows at random addresses; the arithmetic of one row
-    is too short for the out-of-order core to reach the next row's loads on
-    its own, so the epoch loop announces rows a few steps ahead (see
-    ``_numba.prefetch_row_to_l2`` why to L2 first). ``to_l2`` is a constant
-    at every call, so the branch folds away.
+    What ``_numba._prefetch`` generates, for ``prefetch_to_l1`` and
+    ``prefetch_to_l2`` below. ``to_l2`` is a constant at both calls, so the
+    branch folds away (__builtin_prefetch wants its locality a constant
+    expression, hence the flag rather than a locality argument).
     """
     cdef const char *start = <const char *>row
     cdef Py_ssize_t offset
@@ -151,13 +151,34 @@ cdef inline void prefetch_row(const void *row, Py_ssize_t row_bytes, bint to_l2)
     # line holding a row's tail would otherwise be a demand miss.
     for offset in range(0, row_bytes, 64):
         if to_l2:
-            prefetch_to_l2(start + offset)
+            prefetch_line_to_l2(start + offset)
         else:
-            prefetch(start + offset)
+            prefetch_line_to_l1(start + offset)
     if to_l2:
-        prefetch_to_l2(start + row_bytes - 1)
+        prefetch_line_to_l2(start + row_bytes - 1)
     else:
-        prefetch(start + row_bytes - 1)
+        prefetch_line_to_l1(start + row_bytes - 1)
+
+
+cdef inline void prefetch_to_l1(const void *row, Py_ssize_t row_bytes) noexcept nogil:
+    """Start loading the ``row_bytes`` bytes at ``row`` into every cache level, L1 included.
+
+    ``_numba.prefetch_to_l1`` of a row: for what is read soon after it
+    arrives, a dense row a few steps before its turn.
+    """
+    prefetch_lines(row, row_bytes, False)
+
+
+cdef inline void prefetch_to_l2(const void *row, Py_ssize_t row_bytes) noexcept nogil:
+    """Start loading the ``row_bytes`` bytes at ``row`` into L2 (x86 ``prefetcht1``), not L1.
+
+    ``_numba.prefetch_to_l2`` of a row. A shuffled epoch reads rows at random
+    addresses; the arithmetic of one row is too short for the out-of-order
+    core to reach the next row's loads on its own, so the epoch loop
+    announces rows a few steps ahead (see ``_numba.prefetch_to_l2`` why to
+    L2 first).
+    """
+    prefetch_lines(row, row_bytes, True)
 
 
 cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t r) except -1 nogil:
@@ -170,12 +191,12 @@ cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1]
     cdef Py_ssize_t ahead, near
     if r + PREFETCH_DISTANCE < order.shape[0]:
         ahead = order[r + PREFETCH_DISTANCE]
-        prefetch_row(&X[ahead, 0], X.strides[0], True)
-        prefetch_row(&y[ahead], y.strides[0], True)
+        prefetch_to_l2(&X[ahead, 0], X.strides[0])
+        prefetch_to_l2(&y[ahead], y.strides[0])
     if r + PREFETCH_L1_DISTANCE < order.shape[0]:
         near = order[r + PREFETCH_L1_DISTANCE]
-        prefetch_row(&X[near, 0], X.strides[0], False)
-        prefetch_row(&y[near], y.strides[0], False)
+        prefetch_to_l1(&X[near, 0], X.strides[0])
+        prefetch_to_l1(&y[near], y.strides[0])
     return 0
 
 
@@ -248,9 +269,10 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz."""
     cdef Py_ssize_t k
     cdef double top = z[0]
-    cdef double total = 0.0
+    cdef double total
     for k in range(1, z.shape[0]):
         top = z[k] if z[k] > top else top
+    total = 0.0
     for k in range(z.shape[0]):
         g[k] = exp(z[k] - top)
         total += g[k]
@@ -456,9 +478,6 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
     if cfg.optimizer == OPT_SGD:
         for k in range(P.shape[0]):
             sgd_step(&P[k, 0], &G[k, 0], 1.0, G[k, n - 1], n - 1, cfg, eta)
-        return
-    if P.shape[0] == 1:
-        update_output(&P[0, 0], &G[0, 0], &state[0, 0, 0], &state[1, 0, 0], n, cfg, eta, t)
         return
     for k in range(P.shape[0]):
         update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
@@ -826,7 +845,7 @@ def update_parameters(
     double lr,
     long long t,
 ):
-    """``apply_update`` of update number ``t`` in an epoch of base rate ``lr``: as in ``run_batches``.
+    """``apply_update`` of update ``t`` in an epoch of base rate ``lr``, as in ``run_batches``.
 
     Adds the L2 term to G in place, as ``apply_update`` does.
     """
@@ -917,37 +936,6 @@ cdef inline int update_mode(const KernelConfig *cfg, const CpuExecution *executi
     return UPDATE_TOUCHED
 
 
-cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, Py_ssize_t r, Py_ssize_t n_rows) noexcept nogil:
-    """Announce the pieces of the rows ``order[r + 2D]``, ``order[r + D]``, ``order[r + D/2]``.
-
-    A row's indptr entry, then its entries, then the weights they index: each
-    stage finds the line the stage before fetched (see ``_numba_sparse``).
-    Returns ``order[r]``: a function without a result that only reads
-    memory is "pure" to GCC, which then drops its calls, prefetches and all.
-    """
-    cdef Py_ssize_t i, e, lo, hi, k, j
-    if r + 2 * PREFETCH_DISTANCE < n_rows:
-        prefetch(&indptr[order[r + 2 * PREFETCH_DISTANCE]])
-    if r + PREFETCH_DISTANCE < n_rows:
-        i = order[r + PREFETCH_DISTANCE]
-        prefetch(&y[i])
-        lo = indptr[i]
-        hi = indptr[i + 1]
-        if hi > lo:
-            for e in range(lo, hi, 8):
-                prefetch(&data[e])
-                prefetch(&indices[e])
-            prefetch(&data[hi - 1])
-            prefetch(&indices[hi - 1])
-    if r + PREFETCH_DISTANCE // 2 < n_rows:
-        i = order[r + PREFETCH_DISTANCE // 2]
-        for e in range(indptr[i], indptr[i + 1]):
-            j = indices[e]
-            for k in range(P.shape[0]):
-                prefetch(&P[k, j])
-    return order[r]
-
-
 cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
     """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
     cdef double dz
@@ -956,6 +944,40 @@ cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, 
     cdef double loss = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon, &dz)
     g[0] = dz
     return loss
+
+
+cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, Py_ssize_t r, Py_ssize_t n_rows) noexcept nogil:
+    """Announce the pieces of the rows ``order[r + 2D]``, ``order[r + D]``, ``order[r + D/2]``.
+
+    A row's indptr entry, then its entries, then the weights they index: each
+    stage finds the line the stage before fetched (see ``_numba_sparse``).
+    One ``prefetch_line_to_l1`` per element, where Numba's ``prefetch_to_l1``
+    of an element asks for its first and last byte: an element never
+    straddles two lines.
+    Returns ``order[r]``: a function without a result that only reads
+    memory is "pure" to GCC, which then drops its calls, prefetches and all.
+    """
+    cdef Py_ssize_t i, e, lo, hi, k, j
+    if r + 2 * PREFETCH_DISTANCE < n_rows:
+        prefetch_line_to_l1(&indptr[order[r + 2 * PREFETCH_DISTANCE]])
+    if r + PREFETCH_DISTANCE < n_rows:
+        i = order[r + PREFETCH_DISTANCE]
+        prefetch_line_to_l1(&y[i])
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if hi > lo:
+            for e in range(lo, hi, 8):
+                prefetch_line_to_l1(&data[e])
+                prefetch_line_to_l1(&indices[e])
+            prefetch_line_to_l1(&data[hi - 1])
+            prefetch_line_to_l1(&indices[hi - 1])
+    if r + PREFETCH_DISTANCE // 2 < n_rows:
+        i = order[r + PREFETCH_DISTANCE // 2]
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            for k in range(P.shape[0]):
+                prefetch_line_to_l1(&P[k, j])
+    return order[r]
 
 
 cdef inline void predict_row_sparse(const floating[::1] data, const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, floating[:, ::1] P, double scale, double[::1] z) noexcept nogil:

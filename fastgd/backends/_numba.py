@@ -74,6 +74,8 @@ def _prefetch(locality, doc):
 
     ``X[i]`` is a row of a 2-D array or an element of a 1-D one; ``locality``
     is LLVM's: 3 = every level down to L1, 2 = L2 and below (x86 prefetcht1).
+    The two made here are ``prefetch_to_l1`` and ``prefetch_to_l2``; the
+    Cython kernel has the same two, over a row's address and byte count.
     """
 
     def prefetch(typingctx, X, i):
@@ -116,7 +118,7 @@ def _prefetch(locality, doc):
     return intrinsic(prefetch)
 
 
-prefetch_row = _prefetch(3, """Start loading ``X[i]`` into every cache level, L1 included.
+prefetch_to_l1 = _prefetch(3, """Start loading ``X[i]`` into every cache level, L1 included.
 
 For what is read soon after it arrives: the few lines a CSR row's update
 needs next (its indptr entry, entries and the weights they index), and a
@@ -127,8 +129,8 @@ dense row a few steps before its turn.
 # and the trip from L2 to L1 is short. Shuffled epochs measured 10-40% faster
 # this way than with L1 prefetches alone (batch sizes 8 to 4096, 2-core
 # EPYC). The CSR kernels' small pieces were slower this way, and keep
-# ``prefetch_row``.
-prefetch_row_to_l2 = _prefetch(2, """Start loading ``X[i]`` into L2 (x86 ``prefetcht1``), not L1.
+# ``prefetch_to_l1``.
+prefetch_to_l2 = _prefetch(2, """Start loading ``X[i]`` into L2 (x86 ``prefetcht1``), not L1.
 
 A shuffled epoch reads rows at random addresses; the arithmetic of one row
 is too short for the out-of-order core to reach the next row's loads on its
@@ -144,12 +146,12 @@ def prefetch_dense_row(X, y, order, r):
     """
     if r + PREFETCH_DISTANCE < order.shape[0]:
         ahead = order[r + PREFETCH_DISTANCE]
-        prefetch_row_to_l2(X, ahead)
-        prefetch_row_to_l2(y, ahead)
+        prefetch_to_l2(X, ahead)
+        prefetch_to_l2(y, ahead)
     if r + PREFETCH_L1_DISTANCE < order.shape[0]:
         near = order[r + PREFETCH_L1_DISTANCE]
-        prefetch_row(X, near)
-        prefetch_row(y, near)
+        prefetch_to_l1(X, near)
+        prefetch_to_l1(y, near)
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
@@ -767,7 +769,7 @@ def batch_gradient(X, y, rows, P, cfg, execution):
 
 @_jit
 def update_parameters(P, G, state, cfg, lr, t):
-    """``apply_update`` of update number ``t`` in an epoch of base rate ``lr``: as in ``run_batches``.
+    """``apply_update`` of update ``t`` in an epoch of base rate ``lr``, as in ``run_batches``.
 
     Adds the L2 term to G in place, as ``apply_update`` does.
     """

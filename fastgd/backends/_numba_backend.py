@@ -53,6 +53,6 @@ def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
 
 
 def apply_update(P, G, state, cfg, lr, t):
-    """One update of ``P`` and ``state`` from the mean gradient G; see ``_reference.apply_update``."""
+    """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``."""
     # A float64 copy: the kernel adds the L2 term to its G in place.
     _numba.update_parameters(P, np.array(G, dtype=np.float64, order="C"), state, cfg, lr, t)

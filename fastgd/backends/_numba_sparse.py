@@ -37,7 +37,7 @@ from ._numba import (
     learning_rate,
     loss_and_derivative,
     multinomial_loss_dloss,
-    prefetch_row,
+    prefetch_to_l1,
     update_output,
 )
 
@@ -84,26 +84,26 @@ def prefetch_ahead(data, indices, indptr, y, order, P, r, n_rows):
     """Announce the pieces of the rows ``order[r + 2D]``, ``order[r + D]``, ``order[r + D/2]``."""
     far = r + 2 * PREFETCH_DISTANCE
     if far < n_rows:
-        prefetch_row(indptr, order[far])
+        prefetch_to_l1(indptr, order[far])
     mid = r + PREFETCH_DISTANCE
     if mid < n_rows:
         i = order[mid]
-        prefetch_row(y, i)
+        prefetch_to_l1(y, i)
         lo = indptr[i]
         hi = indptr[i + 1]
         if hi > lo:
             for e in range(lo, hi, 8):
-                prefetch_row(data, e)
-                prefetch_row(indices, e)
-            prefetch_row(data, hi - 1)
-            prefetch_row(indices, hi - 1)
+                prefetch_to_l1(data, e)
+                prefetch_to_l1(indices, e)
+            prefetch_to_l1(data, hi - 1)
+            prefetch_to_l1(indices, hi - 1)
     near = r + PREFETCH_DISTANCE // 2
     if near < n_rows:
         i = order[near]
         for e in range(indptr[i], indptr[i + 1]):
             j = indices[e]
             for k in range(P.shape[0]):
-                prefetch_row(P[k], j)
+                prefetch_to_l1(P[k], j)
 
 
 @_jit(inline="always")
