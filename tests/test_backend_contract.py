@@ -34,6 +34,7 @@ from support import (
     N_CLASSES,
     N_SAMPLES,
     REFERENCE_BACKEND,
+    RTOL,
     assert_close,
     kernel_config,
     make_problem,
@@ -142,8 +143,9 @@ def test_the_reference_is_its_own_tolerance_zero():
 
 @pytest.mark.parametrize("name", COMPILED_BACKENDS)
 def test_compiled_backends_promise_what_the_contract_tests_hold_them_to(name):
-    # The grid of test_contract.py compares them to the reference at these.
-    assert get_backend(name).TOLERANCE == {"float64": 1e-9, "float32": 1e-4}
+    # The grids of test_contract.py and the others compare them to the
+    # reference at support.RTOL.
+    assert get_backend(name).TOLERANCE == {dtype.name: rtol for dtype, rtol in RTOL.items()}
 
 
 # --- run_epoch == the loop of batch_gradient + apply_update ---------------------
