@@ -10,7 +10,9 @@ prefetch rows. The kernels then branch on plain integers, as they do on
 import functools
 from typing import NamedTuple
 
-from .._config import ORDER_BATCHES, ORDER_SHUFFLED, SPARSE_LAZY
+import numpy as np
+
+from .._config import ORDER_BATCHES, ORDER_SHUFFLED, SPARSE_LAZY, ExecutionConfig
 
 # Largest batch of shuffle='batches' whose rows are prefetched: a small
 # batch starts at a random address every few rows, a larger one streams,
@@ -59,3 +61,57 @@ def cpu_execution(run, batch_size):
 # One batch_gradient call, on one thread, without prefetching (its rows are
 # a single batch, read once).
 SERIAL = CpuExecution()
+
+
+def define_contract(namespace, dense, sparse):
+    """Define the backend contract's functions in a CPU backend's module ``namespace``.
+
+    The Numba and the Cython backend differ only in their kernels, so the
+    functions in front of them are written once, here: ``run_epoch`` (by
+    layout, :func:`fastgd.backends.dispatch_layout`, and by ``run.hogwild``),
+    ``run_epoch_sparse``, ``batch_gradient``, ``batch_gradient_sparse`` and
+    ``apply_update``. ``dense`` and ``sparse`` are the modules of the dense
+    and the CSR kernels (Numba's ``_numba`` and ``_numba_sparse``; the Cython
+    extension for both). Python runs once per call, never once per batch.
+    """
+    from . import dispatch_layout
+
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+        """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
+
+        A dense X runs on ``run.n_threads`` threads, sharing each batch of
+        more than ``CHUNK_ROWS`` rows (the same result for any count), or,
+        with ``run.hogwild``, on lock-free threads that share the batches.
+        A CSR X goes to :func:`run_epoch_sparse`. X, y and order may be
+        read-only (``np.memmap(mode="r")`` included).
+        """
+        epoch = dense.run_epoch_hogwild if run.hogwild else dense.run_epoch
+        return epoch(X, y, order, P, state, cfg, cpu_execution(run, cfg.batch_size), lr, t0)
+
+    def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
+                         run=ExecutionConfig()):  # fmt: skip
+        """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
+        return sparse.run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg,
+                                       cpu_execution(run, cfg.batch_size), lr, t0)  # fmt: skip
+
+    def batch_gradient(X, y, rows, P, cfg):
+        """``(loss_sum, G)`` of the batch ``rows``; see ``_reference.batch_gradient``."""
+        return dense.batch_gradient(X, y, rows, P, cfg, SERIAL)
+
+    def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
+        """:func:`batch_gradient` of the CSR matrix ``(data, indices, indptr)``."""
+        return sparse.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg)
+
+    def apply_update(P, G, state, cfg, lr, t):
+        """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``."""
+        # A float64 copy: the kernel adds the L2 term to its G in place.
+        dense.update_parameters(P, np.array(G, dtype=np.float64, order="C"), state, cfg, lr, t)
+
+    functions = (run_epoch, run_epoch_sparse, batch_gradient, batch_gradient_sparse, apply_update)
+    for function in functions:
+        # Theirs, not this module's: dispatch_layout finds the CSR twin there,
+        # where a test's monkeypatch may have replaced it.
+        function.__module__ = namespace["__name__"]
+        namespace[function.__name__] = function
+    namespace["run_epoch"] = dispatch_layout("run_epoch_sparse")(run_epoch)
+    namespace["batch_gradient"] = dispatch_layout("batch_gradient_sparse")(batch_gradient)

@@ -3,17 +3,13 @@
 ``_cython_kernels.pyx`` holds the compiled kernels, dense and CSR (the twin
 of ``_numba.py`` and ``_numba_sparse.py``); this module is what the engine
 and the drivers call (the contract in ``fastgd/backends/__init__.py``), the
-twin of ``_numba_backend.py``: it turns ``run`` into the kernels'
-:class:`~fastgd.backends._cpu.CpuExecution`, picks the kernel by the data
-layout and by ``run.hogwild``, and offers the batch-level seam. Importing
-it raises ImportError where the extension was not built.
+twin of ``_numba_backend.py``, with the same functions in front of its
+kernels (:func:`._cpu.define_contract`). Importing it raises ImportError
+where the extension was not built.
 """
 
-import numpy as np
-
-from .._config import ExecutionConfig
-from . import _cython_kernels, dispatch_layout
-from ._cpu import SERIAL, cpu_execution
+from . import _cython_kernels
+from ._cpu import define_contract
 
 # The kernels' constants, for the tests that hold them to the Numba kernels'.
 from ._cython_kernels import (  # noqa: F401
@@ -28,44 +24,4 @@ from ._cython_kernels import (  # noqa: F401
 CAPABILITIES = frozenset({"dense", "csr", "float32", "float64", "threads", "hogwild"})
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 
-
-@dispatch_layout("run_epoch_sparse")
-def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
-    """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
-
-    A dense X runs on ``run.n_threads`` OpenMP threads, sharing each batch
-    of more than ``CHUNK_ROWS`` rows (the same result for any count), or,
-    with ``run.hogwild``, on lock-free threads that share the batches. A
-    CSR X goes to :func:`run_epoch_sparse`. X, y and order may be read-only;
-    the GIL is released for the whole epoch.
-    """
-    execution = cpu_execution(run, cfg.batch_size)
-    epoch = _cython_kernels.run_epoch_hogwild if run.hogwild else _cython_kernels.run_epoch
-    return epoch(X, y, order, P, state, cfg, execution, lr, t0)
-
-
-def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
-                     run=ExecutionConfig()):  # fmt: skip
-    """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
-    return _cython_kernels.run_epoch_sparse(
-        data, indices, indptr, y, order, P, state, cfg, cpu_execution(run, cfg.batch_size), lr,
-        t0,
-    )  # fmt: skip
-
-
-@dispatch_layout("batch_gradient_sparse")
-def batch_gradient(X, y, rows, P, cfg):
-    """``(loss_sum, G)`` of the batch ``rows``; see ``_reference.batch_gradient``."""
-    return _cython_kernels.batch_gradient(X, y, rows, P, cfg, SERIAL)
-
-
-def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
-    """:func:`batch_gradient` of the CSR matrix ``(data, indices, indptr)``."""
-    return _cython_kernels.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg)
-
-
-def apply_update(P, G, state, cfg, lr, t):
-    """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``."""
-    # A float64 copy: the kernel adds the L2 term to its G in place.
-    _cython_kernels.update_parameters(P, np.array(G, dtype=np.float64, order="C"), state, cfg,
-                                      lr, t)  # fmt: skip
+define_contract(globals(), dense=_cython_kernels, sparse=_cython_kernels)
