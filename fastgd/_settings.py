@@ -22,8 +22,10 @@ the table.
 
 Adding a setting is one row here plus the code that uses it. A new kernel
 hyperparameter (``consumer=KERNEL``) also gets its field in
-``_config.KernelConfig`` (the backends' record: its fields are fixed, so it is
-written out there and tested against the table here).
+``_config.KernelConfig`` and in the Cython kernels' C struct of the same name
+(the backends' record: its fields are fixed, so they are written out there;
+tests/test_settings_table.py holds the record to the table, and the
+extension's import check the struct to the record).
 """
 
 import re

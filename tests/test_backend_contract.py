@@ -1,4 +1,4 @@
-"""The backend contract (fastgd/backends/__init__.py, SPEC.md), checked on every backend.
+"""The backend contract (docs/architecture.md), checked on every backend.
 
 Each usable backend declares ``CAPABILITIES`` and ``TOLERANCE``; the tests
 run over those declarations, not over hand-written copies per backend:

@@ -46,8 +46,8 @@ from fastgd._validation import check_fit_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-# The backends' records, field for field (SPEC.md of issue 14: fixed names
-# and order, which the Numba types and the Cython struct follow).
+# The backends' records, field for field (docs/architecture.md, "The records":
+# fixed names and order, which the Numba types and the Cython struct follow).
 KERNEL_FIELDS = (
     "loss", "optimizer", "batch_size", "drop_last", "fit_intercept", "l2", "l1",
     "epsilon", "power_t", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",

@@ -1,7 +1,7 @@
 """Backends: interchangeable implementations of one epoch of training.
 
-Each module that ``BACKEND_MODULES`` names keeps one contract (DESIGN.md,
-"Backend contract"):
+Each module that ``BACKEND_MODULES`` names keeps one contract
+(``docs/architecture.md``, "The backend contract"):
 
 - ``CAPABILITIES``: a frozenset of ``"dense"``, ``"csr"``, ``"float32"``,
   ``"float64"``, ``"threads"`` and ``"hogwild"``: what it can do;

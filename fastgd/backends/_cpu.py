@@ -1,10 +1,13 @@
-"""What the CPU backends (Numba, Cython) decide about how an epoch runs, written once.
+"""What the CPU backends (Numba, Cython) share, written once: how an epoch runs, and
+the functions in front of their kernels.
 
 Both compiled backends receive ``run`` (an :class:`~fastgd._config.ExecutionConfig`)
 and hand their kernels a :class:`CpuExecution`: the same settings with the
 row order turned into the one thing the epoch loops read of it, whether to
 prefetch rows. The kernels then branch on plain integers, as they do on
 ``KernelConfig``; a GPU backend would make its own decisions from ``run``.
+:func:`define_contract` writes the backend contract's functions into each
+CPU backend's module, over that backend's kernel modules.
 """
 
 import functools

@@ -21,9 +21,10 @@ Compiled by ``setup.py`` with bounds checking and wraparound off and with
 OpenMP where the compiler has it (without, ``prange`` loops run serially);
 ``FASTGD_CYTHON_DEBUG=1`` at build time turns both checks on.
 
-Functions that read a row picked by ``order`` are declared ``except? -1``:
-in the debug build an out-of-range row raises IndexError from there, and in
-the release build (no checks) that costs a compare per batch or chunk.
+Functions that read a row picked by ``order`` are declared ``except -1``
+(those returning an int) or ``except? -1`` (those returning a double): in the
+debug build an out-of-range row raises IndexError from there, and in the
+release build (no checks) that costs a compare per batch or chunk.
 """
 
 from cython.parallel cimport prange
@@ -488,7 +489,8 @@ cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, 
 # gradients are added in chunk order, whatever the thread count: results are
 # identical for any n_threads, bit for bit (see ``_numba.CHUNK_ROWS``).
 # Where Numba allocates a thread's z and g in the parallel loop, these
-# kernels take a preallocated ``scratch`` of shape (WAVE_CHUNKS, 2, K).
+# kernels take a preallocated ``scratch`` of shape (len(parts), 2, K): one
+# z and g per chunk of a wave (at most WAVE_CHUNKS).
 
 
 cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:

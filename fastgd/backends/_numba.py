@@ -776,5 +776,6 @@ def update_parameters(P, G, state, cfg, lr, t):
     apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
 
 
-# The CSR twin of run_epoch lives in its own file; the backend exposes both.
+# The CSR kernels live in their own file (``_numba_backend`` takes them from
+# there, through ``_cpu.define_contract``); re-exported here.
 from ._numba_sparse import batch_gradient_sparse, run_epoch_sparse  # noqa: E402, F401
