@@ -1,8 +1,11 @@
 """Fixtures shared by every test module.
 
-Backends come from ``support.ALL_BACKENDS`` / ``support.COMPILED_BACKENDS``;
-a test that takes ``backend`` runs once per usable backend and a test that
-takes ``compiled_backend`` once per backend checked against the reference.
+Backends come from ``support.ALL_BACKENDS`` / ``support.COMPILED_BACKENDS``
+and, for what not every backend can do, from their ``CAPABILITIES``
+(``support.backends_with``): a test that takes ``backend`` runs once per
+usable backend, one that takes ``compiled_backend`` once per backend checked
+against the reference, and ``threaded_backend`` / ``hogwild_backend`` once
+per backend that declares ``"threads"`` / ``"hogwild"``.
 """
 
 import numpy as np
@@ -28,6 +31,18 @@ def backend(request):
 @pytest.fixture(params=support.COMPILED_BACKENDS)
 def compiled_backend(request):
     """Every backend that must agree with the NumPy reference."""
+    return request.param
+
+
+@pytest.fixture(params=support.backends_with("threads"))
+def threaded_backend(request):
+    """Every backend that runs a batch's gradient on several threads."""
+    return request.param
+
+
+@pytest.fixture(params=support.backends_with("hogwild"))
+def hogwild_backend(request):
+    """Every backend that runs parallel='hogwild' (lock-free threads)."""
     return request.param
 
 

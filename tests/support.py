@@ -20,6 +20,16 @@ REFERENCE_BACKEND = "numpy"
 ALL_BACKENDS = fastgd.available_backends()
 COMPILED_BACKENDS = [name for name in ALL_BACKENDS if name != REFERENCE_BACKEND]
 
+
+def backends_with(*capabilities):
+    """The usable backends whose ``CAPABILITIES`` include every one of ``capabilities``.
+
+    A test of threads or hogwild runs on what the backends declare (e.g.
+    ``backends_with("hogwild")``), never on a list of names written out.
+    """
+    return [name for name in ALL_BACKENDS if set(capabilities) <= get_backend(name).CAPABILITIES]
+
+
 DTYPES = (np.float64, np.float32)
 # Relative agreement promised between backends (docs/architecture.md, "The backend contract").
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}

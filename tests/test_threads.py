@@ -3,6 +3,9 @@
 A batch of more than CHUNK_ROWS rows is cut into fixed chunks whose partial
 gradients are added in chunk order, so any thread count gives the same bits;
 hogwild's lock-free threads do not, and are tested for convergence instead.
+Each promise runs on every backend that declares it in its ``CAPABILITIES``
+(``threads``, ``hogwild``), through the ``threaded_backend`` and
+``hogwild_backend`` fixtures.
 """
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 import fastgd
 from fastgd._synthetic import make_problem
 from fastgd.backends._numba import CHUNK_ROWS
-from support import REFERENCE_BACKEND, assert_same_fit, rtol_for
+from support import ALL_BACKENDS, REFERENCE_BACKEND, assert_same_fit, backends_with, rtol_for
 
 # Just over one chunk, several chunks with a partial last one, and whole-data
 # batches of more than one wave of partial gradients (64 chunks) are not
@@ -37,12 +40,12 @@ def assert_bit_identical(a, b):
 @pytest.mark.parametrize("batch_size", BATCH_SIZES, ids=["chunk+6", "2.5chunks", "all"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("loss", list(LOSS_TASKS))
-def test_any_thread_count_gives_the_same_bits(compiled_backend, dtype, loss, optimizer,
+def test_any_thread_count_gives_the_same_bits(threaded_backend, dtype, loss, optimizer,
                                              batch_size):  # fmt: skip
     X, y = problem(loss, dtype)
     settings = dict(loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=3,
                     lr=0.05, penalty="elasticnet", alpha=1e-3, random_state=0,
-                    backend=compiled_backend)  # fmt: skip
+                    backend=threaded_backend)  # fmt: skip
     one = fastgd.fit(X, y, n_threads=1, **settings)
     for n_threads in (2, 3, -1):
         assert_bit_identical(fastgd.fit(X, y, n_threads=n_threads, **settings), one)
@@ -50,11 +53,11 @@ def test_any_thread_count_gives_the_same_bits(compiled_backend, dtype, loss, opt
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES, ids=["chunk+6", "2.5chunks", "all"])
 @pytest.mark.parametrize("loss", list(LOSS_TASKS))
-def test_threaded_batches_match_the_reference(compiled_backend, dtype, loss, batch_size):
+def test_threaded_batches_match_the_reference(threaded_backend, dtype, loss, batch_size):
     X, y = problem(loss, dtype)
     settings = dict(loss=loss, optimizer="adam", batch_size=batch_size, epochs=2, lr=0.05,
                     random_state=0)  # fmt: skip
-    result = fastgd.fit(X, y, backend=compiled_backend, n_threads=2, **settings)
+    result = fastgd.fit(X, y, backend=threaded_backend, n_threads=2, **settings)
     expected = fastgd.fit(X, y, backend=REFERENCE_BACKEND, n_threads=2, **settings)
     assert_same_fit(result, expected, rtol_for(dtype))
 
@@ -68,10 +71,10 @@ def test_the_reference_ignores_n_threads():
 
 @pytest.mark.parametrize("batch_size", [1, 8, 32])
 @pytest.mark.parametrize("loss", ["squared_error", "log_loss"])
-def test_hogwild_converges_like_one_thread(compiled_backend, loss, batch_size):
+def test_hogwild_converges_like_one_thread(hogwild_backend, loss, batch_size):
     X, y = problem(loss, np.float64, n=4000)
     settings = dict(loss=loss, batch_size=batch_size, epochs=8, lr=0.02, random_state=0,
-                    backend=compiled_backend)  # fmt: skip
+                    backend=hogwild_backend)  # fmt: skip
     serial = fastgd.fit(X, y, **settings)
     hogwild = fastgd.fit(X, y, n_threads=2, parallel="hogwild", **settings)
     assert np.isfinite(hogwild.coef).all()
@@ -83,17 +86,19 @@ def test_hogwild_converges_like_one_thread(compiled_backend, loss, batch_size):
     assert gap < 0.1
 
 
-def test_hogwild_on_one_thread_is_the_serial_epoch(compiled_backend):
+def test_hogwild_on_one_thread_is_the_serial_epoch(hogwild_backend):
     X, y = problem("squared_error", np.float64, n=500)
-    settings = dict(batch_size=4, epochs=2, random_state=0, backend=compiled_backend)
+    settings = dict(batch_size=4, epochs=2, random_state=0, backend=hogwild_backend)
     assert_bit_identical(fastgd.fit(X, y, n_threads=1, parallel="hogwild", **settings),
                          fastgd.fit(X, y, **settings))  # fmt: skip
 
 
-def test_hogwild_needs_a_compiled_backend():
+@pytest.mark.parametrize("backend", [name for name in ALL_BACKENDS
+                                     if name not in backends_with("hogwild")])  # fmt: skip
+def test_hogwild_needs_a_compiled_backend(backend):
     X, y = problem("squared_error", np.float64, n=50)
     with pytest.raises(ValueError, match="parallel='hogwild' needs a compiled backend"):
-        fastgd.fit(X, y, backend="numpy", parallel="hogwild", n_threads=2)
+        fastgd.fit(X, y, backend=backend, parallel="hogwild", n_threads=2)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
