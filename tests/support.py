@@ -9,7 +9,7 @@ import functools
 import numpy as np
 
 import fastgd
-from fastgd._config import ExecutionConfig
+from fastgd._config import ORDER_SHUFFLED, ExecutionConfig
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
@@ -106,6 +106,40 @@ def make_problem(loss, dtype, n=N_SAMPLES, d=N_FEATURES, seed=0):
     X = rng.standard_normal((n, d))
     y = make_targets(loss, X, rng)
     return np.ascontiguousarray(X, dtype=dtype), y
+
+
+# How kernel_inputs' shuffled row order is run: one thread, rows prefetched.
+SHUFFLED_RUN = ExecutionConfig(row_order=ORDER_SHUFFLED)
+
+
+def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMPLES, **settings):
+    """X, y, a shuffled int32 row order and a ``KernelConfig``: inputs of ``run_epoch`` itself.
+
+    y has X's dtype; the settings are adam with an elastic-net penalty and
+    invscaling rates, unless ``settings`` (keywords of ``fastgd.fit``) say
+    otherwise.
+    """
+    X, y = make_problem(loss, dtype, n=n)
+    y = y.astype(dtype)
+    order = np.random.default_rng(1).permutation(len(X)).astype(np.int32)
+    fields = dict(
+        loss=loss, optimizer="adam", lr=0.05, schedule="invscaling", epochs=1,
+        penalty="elasticnet", alpha=0.01, l1_ratio=0.5, fit_intercept=True,
+        drop_last=False, tol=None, n_iter_no_change=5, epsilon=0.1, power_t=0.25,
+        decay=0.9, step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999,
+        eps=1e-8, rho=0.9, weight_decay=0.01,
+    )  # fmt: skip
+    fields.update(settings)
+    cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=len(X), **fields)
+    return X, y, order, cfg
+
+
+def epoch_from_zero(kernels, X, y, order, cfg, n_outputs=1, run=SHUFFLED_RUN):
+    """Parameters, optimizer state and return value of one ``kernels.run_epoch`` from zero."""
+    P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
+    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    returned = kernels.run_epoch(X, y, order, P, state, cfg, 0.05, 0, run=run)
+    return P, state, returned
 
 
 def kernel_config(loss, **overrides):

@@ -3,11 +3,11 @@
 The contract tests (``test_contract.py``) already run the Cython backend
 against the NumPy reference, because it is listed in
 ``fastgd.available_backends()``. This module holds what is specific to it:
-it is the Numba kernel's twin (agreement to 1e-12 in float64, not just 1e-9),
-its OpenMP threads give the same bits as one thread (and hogwild converges),
-it takes both row-order dtypes and read-only data, it releases the GIL, and
-an installation without the compiled extension still imports and says how to
-build it.
+it is the Numba kernel's twin (agreement to 1e-12 in float64, not just 1e-9,
+chunked batches included), it takes both row-order dtypes and read-only
+data, it releases the GIL, and an installation without the compiled
+extension still imports and says how to build it. Its threads and hogwild
+are tested with every backend that declares them, in ``test_threads.py``.
 """
 
 import os
@@ -21,11 +21,16 @@ import pytest
 
 import fastgd
 from fastgd import backends
-from fastgd._config import LOSSES, OPTIMIZERS, ORDER_SHUFFLED, PENALTIES, ExecutionConfig
+from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
 from fastgd._engine import row_order_dtype
-from fastgd._validation import check_fit_settings
 
-from support import N_SAMPLES, assert_same_fit, make_problem
+from support import (
+    N_SAMPLES,
+    assert_same_fit,
+    epoch_from_zero,
+    kernel_inputs,
+    make_problem,
+)
 
 CYTHON_MODULE = backends.BACKEND_MODULES["cython"]
 needs_cython = pytest.mark.skipif(
@@ -42,35 +47,6 @@ needs_twins = pytest.mark.skipif(
 # contract promises against the reference.
 TWIN_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
 SETTINGS = dict(lr=0.05, alpha=0.01, l1_ratio=0.5, epochs=3, random_state=0)
-# How kernel_inputs' shuffled row order is run: one thread, rows prefetched.
-SHUFFLED = ExecutionConfig(row_order=ORDER_SHUFFLED)
-
-
-def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMPLES, **settings):
-    """X, y, a shuffled row order and a KernelConfig, for calling run_epoch directly."""
-    X, y = make_problem(loss, dtype, n=n)
-    y = y.astype(dtype)
-    order = np.random.default_rng(1).permutation(len(X)).astype(np.int32)
-    fields = dict(
-        loss=loss, optimizer="adam", lr=0.05, schedule="invscaling", epochs=1,
-        penalty="elasticnet", alpha=0.01, l1_ratio=0.5, fit_intercept=True,
-        drop_last=False, tol=None, n_iter_no_change=5, epsilon=0.1, power_t=0.25,
-        decay=0.9, step_size=10, gamma=0.1, momentum=0.9, beta1=0.9, beta2=0.999,
-        eps=1e-8, rho=0.9, weight_decay=0.01,
-    )  # fmt: skip
-    fields.update(settings)
-    cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=len(X), **fields)
-    return X, y, order, cfg
-
-
-def epoch(kernels, X, y, order, cfg, n_outputs=1, run=SHUFFLED):
-    """Parameters, optimizer state and return value of one epoch from zero."""
-    P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
-    returned = kernels.run_epoch(X, y, order, P, state, cfg, 0.05, 0, run=run)
-    return P, state, returned
-
-
 @pytest.fixture
 def cython_kernels():
     return backends.get_backend("cython")
@@ -123,8 +99,8 @@ def test_cython_kernel_updates_state_in_place_like_numba(dtype, cython_kernels):
     # (mean_loss, n_updates), for a multinomial model with several outputs.
     X, y, order, cfg = kernel_inputs(dtype, loss="multinomial")
     n_outputs = int(y.max()) + 1
-    P, state, (loss, n_updates) = epoch(cython_kernels, X, y, order, cfg, n_outputs)
-    P_nb, state_nb, (loss_nb, n_updates_nb) = epoch(
+    P, state, (loss, n_updates) = epoch_from_zero(cython_kernels, X, y, order, cfg, n_outputs)
+    P_nb, state_nb, (loss_nb, n_updates_nb) = epoch_from_zero(
         backends.get_backend("numba"), X, y, order, cfg, n_outputs
     )
     rtol = TWIN_RTOL[np.dtype(dtype)]
@@ -136,64 +112,11 @@ def test_cython_kernel_updates_state_in_place_like_numba(dtype, cython_kernels):
     assert isinstance(n_updates, int) and isinstance(loss, float)
 
 
-@needs_twins
-@pytest.mark.parametrize("name", ["PREFETCH_DISTANCE", "PREFETCH_L1_DISTANCE", "CHUNK_ROWS", "WAVE_CHUNKS", "ROW_BLOCK_MIN"])
-def test_kernel_constants_are_the_numba_kernels(name):
-    from fastgd.backends import _numba
-
-    assert getattr(backends.get_backend("cython"), name) == getattr(_numba, name)
-
-
-# --- threads: chunked batches and hogwild ----------------------------------------
-
-CHUNK_ROWS = 1024  # the kernels' CHUNK_ROWS (held together with Numba's above)
-# Just over one chunk, two and a half chunks, and the whole data (four chunks).
+CHUNK_ROWS = 1024  # the kernels' CHUNK_ROWS (the same in both: the constants test below)
+# Batches the kernels sum chunk by chunk: just over one chunk, two and a
+# half chunks, and the whole data (four chunks).
 CHUNKED_BATCH_SIZES = [1030, 2500, None]
 N_CHUNKED = 3 * CHUNK_ROWS + 217
-
-
-def assert_bit_identical(result, expected):
-    __tracebackhide__ = True
-    np.testing.assert_array_equal(result.coef, expected.coef, strict=True)
-    np.testing.assert_array_equal(result.intercept, expected.intercept, strict=True)
-    assert result.loss_history == expected.loss_history
-
-
-@needs_cython
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES, ids=lambda b: f"bs{b}")
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "multinomial"])
-def test_cython_gives_the_same_bits_on_one_and_two_threads(loss, optimizer, batch_size, dtype):
-    X, y = make_problem(loss, dtype, n=N_CHUNKED)
-    settings = dict(loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=3,
-                    lr=0.05, penalty="elasticnet", alpha=1e-3, random_state=0,
-                    backend="cython")  # fmt: skip
-    one = fastgd.fit(X, y, n_threads=1, **settings)
-    assert_bit_identical(fastgd.fit(X, y, n_threads=2, **settings), one)
-
-
-@needs_cython
-@pytest.mark.parametrize("n_threads", [2, 5])
-@pytest.mark.parametrize("loss", ["squared_error", "multinomial"])
-def test_cython_kernel_threads_give_the_same_bits_over_several_waves(
-    loss, n_threads, cython_kernels
-):
-    # run_epoch itself, so that the threads run even where fit would cap
-    # n_threads at a single CPU: 66 chunks are more than one wave of 64
-    # partial gradients, and more threads than CPUs only take turns.
-    n = 65 * CHUNK_ROWS + 300
-    X, y, order, cfg = kernel_inputs(loss=loss, batch_size=n, n=n)
-    n_outputs = int(y.max()) + 1 if loss == "multinomial" else 1
-    runs = [
-        epoch(cython_kernels, X, y, order, cfg, n_outputs,
-              run=SHUFFLED._replace(n_threads=threads))  # fmt: skip
-        for threads in (1, n_threads)
-    ]
-    (P1, state1, returned1), (P, state, returned) = runs
-    np.testing.assert_array_equal(P, P1, strict=True)
-    np.testing.assert_array_equal(state, state1, strict=True)
-    assert returned == returned1
 
 
 @needs_twins
@@ -210,33 +133,12 @@ def test_cython_chunked_batches_match_numba(loss, batch_size, dtype):
     assert_same_fit(fits[0], fits[1], TWIN_RTOL[np.dtype(dtype)])
 
 
-@needs_cython
-@pytest.mark.parametrize("batch_size", [1, 8])
-def test_cython_hogwild_converges_like_one_thread(batch_size):
-    # An easy regression: lock-free updates perturb the path, not where it leads.
-    X, y = make_problem("squared_error", np.float64, n=4000, d=8)
-    settings = dict(batch_size=batch_size, epochs=6, lr=0.02, random_state=0,
-                    backend="cython")  # fmt: skip
-    serial = fastgd.fit(X, y, **settings)
-    hogwild = fastgd.fit(X, y, n_threads=2, parallel="hogwild", **settings)
-    assert np.isfinite(hogwild.coef).all()
-    assert hogwild.n_updates == serial.n_updates
-    assert hogwild.loss_history[-1] == pytest.approx(serial.loss_history[-1], rel=0.05, abs=1e-3)
-    np.testing.assert_allclose(hogwild.coef, serial.coef, rtol=0.05, atol=0.01)
+@needs_twins
+@pytest.mark.parametrize("name", ["PREFETCH_DISTANCE", "PREFETCH_L1_DISTANCE", "CHUNK_ROWS", "WAVE_CHUNKS", "ROW_BLOCK_MIN"])
+def test_kernel_constants_are_the_numba_kernels(name):
+    from fastgd.backends import _numba
 
-
-@needs_cython
-def test_cython_hogwild_kernel_counts_every_batch(cython_kernels):
-    # More workers than CPUs still split the batches between them, each once.
-    X, y, order, cfg = kernel_inputs(batch_size=4, optimizer="sgd")
-    P = np.zeros((1, X.shape[1] + 1))
-    state = np.zeros((2,) + P.shape)
-    loss, n_updates = cython_kernels.run_epoch(
-        X, y, order, P, state, cfg, 0.05, 0, run=SHUFFLED._replace(n_threads=3, hogwild=1)
-    )
-    assert n_updates == -(-len(order) // 4)
-    assert isinstance(n_updates, int) and np.isfinite(loss)
-    assert np.isfinite(P).all() and (P != 0).any()
+    assert getattr(backends.get_backend("cython"), name) == getattr(_numba, name)
 
 
 # --- inputs: row-order dtypes, read-only data ----------------------------------
@@ -249,8 +151,8 @@ def test_int64_row_order_gives_the_int32_result(dtype, cython_kernels):
     # compiled for both index dtypes, and they must walk the same rows.
     assert row_order_dtype(2**31) == np.int64
     X, y, order, cfg = kernel_inputs(dtype)
-    P32, state32, returned32 = epoch(cython_kernels, X, y, order, cfg)
-    P64, state64, returned64 = epoch(cython_kernels, X, y, order.astype(np.int64), cfg)
+    P32, state32, returned32 = epoch_from_zero(cython_kernels, X, y, order, cfg)
+    P64, state64, returned64 = epoch_from_zero(cython_kernels, X, y, order.astype(np.int64), cfg)
     np.testing.assert_array_equal(P64, P32)
     np.testing.assert_array_equal(state64, state32)
     assert returned64 == returned32
@@ -275,8 +177,8 @@ def test_read_only_and_memmapped_data_are_used_as_they_are(kind, dtype, tmp_path
     X, y, order, cfg = kernel_inputs(dtype)
     X_ro, y_ro = read_only_copies(X, y, tmp_path)[kind]
     order.flags.writeable = False
-    P, state, returned = epoch(cython_kernels, X_ro, y_ro, order, cfg)
-    P_rw, state_rw, returned_rw = epoch(cython_kernels, X, y, order.copy(), cfg)
+    P, state, returned = epoch_from_zero(cython_kernels, X_ro, y_ro, order, cfg)
+    P_rw, state_rw, returned_rw = epoch_from_zero(cython_kernels, X, y, order.copy(), cfg)
     np.testing.assert_array_equal(P, P_rw)
     assert returned == returned_rw
 
@@ -385,7 +287,7 @@ def test_debug_build_checks_bounds(cython_kernels):
     order = order[: 1 + cython_kernels.PREFETCH_DISTANCE].copy()
     order[-1] = len(X)
     with pytest.raises(IndexError):
-        epoch(cython_kernels, X, y, order, cfg)
+        epoch_from_zero(cython_kernels, X, y, order, cfg)
 
 
 @needs_cython

@@ -12,13 +12,25 @@ import numpy as np
 import pytest
 
 import fastgd
+import support
 from fastgd._synthetic import make_problem
-from fastgd.backends._numba import CHUNK_ROWS
-from support import ALL_BACKENDS, REFERENCE_BACKEND, assert_same_fit, backends_with, rtol_for
+from fastgd.backends import get_backend
+from fastgd.backends._numba import CHUNK_ROWS, WAVE_CHUNKS
+from support import (
+    ALL_BACKENDS,
+    REFERENCE_BACKEND,
+    SHUFFLED_RUN,
+    assert_same_fit,
+    backends_with,
+    epoch_from_zero,
+    kernel_inputs,
+    rtol_for,
+)
 
-# Just over one chunk, several chunks with a partial last one, and whole-data
-# batches of more than one wave of partial gradients (64 chunks) are not
-# needed: the wave only bounds memory, the order of the sum is the chunks'.
+# Just over one chunk, several chunks with a partial last one, and the whole
+# data (four chunks). A batch of more than one wave of partial gradients
+# (WAVE_CHUNKS) is run on run_epoch itself, below: the wave only bounds
+# memory, the order of the sum is the chunks'.
 BATCH_SIZES = [CHUNK_ROWS + 6, 2 * CHUNK_ROWS + 500, None]
 N_SAMPLES = 3 * CHUNK_ROWS + 217
 
@@ -62,6 +74,27 @@ def test_threaded_batches_match_the_reference(threaded_backend, dtype, loss, bat
     assert_same_fit(result, expected, rtol_for(dtype))
 
 
+@pytest.mark.parametrize("n_threads", [2, 5])
+@pytest.mark.parametrize("loss", ["squared_error", "multinomial"])
+def test_threads_give_the_same_bits_over_several_waves(threaded_backend, loss, n_threads):
+    # run_epoch itself, so that the threads run even where fit would cap
+    # n_threads at a single CPU: 66 chunks are more than one wave of 64
+    # partial gradients, and more threads than CPUs only take turns.
+    n = (WAVE_CHUNKS + 1) * CHUNK_ROWS + 300
+    X, y, order, cfg = kernel_inputs(loss=loss, batch_size=n, n=n)
+    n_outputs = int(y.max()) + 1 if loss == "multinomial" else 1
+    kernels = get_backend(threaded_backend)
+    runs = [
+        epoch_from_zero(kernels, X, y, order, cfg, n_outputs,
+                        run=SHUFFLED_RUN._replace(n_threads=threads))  # fmt: skip
+        for threads in (1, n_threads)
+    ]
+    (P1, state1, returned1), (P, state, returned) = runs
+    np.testing.assert_array_equal(P, P1, strict=True)
+    np.testing.assert_array_equal(state, state1, strict=True)
+    assert returned == returned1
+
+
 def test_the_reference_ignores_n_threads():
     X, y = problem("squared_error", np.float64)
     fits = [fastgd.fit(X, y, backend=REFERENCE_BACKEND, batch_size=2000, epochs=1,
@@ -91,6 +124,35 @@ def test_hogwild_converges_like_one_thread(hogwild_backend, loss, batch_size):
     assert hogwild.loss_history[-1] == pytest.approx(serial.loss_history[-1], rel=0.05, abs=1e-3)
     gap = np.linalg.norm(hogwild.coef - serial.coef) / np.linalg.norm(serial.coef)
     assert gap < 0.1
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_hogwild_matches_each_coefficient_of_one_thread(hogwild_backend, batch_size):
+    # Coefficient by coefficient, on a regression whose true weights are all
+    # far from 0 (support.TRUE_COEF): lock-free updates perturb the path,
+    # not where it leads.
+    X, y = support.make_problem("squared_error", np.float64, n=4000, d=8)
+    settings = dict(batch_size=batch_size, epochs=6, lr=0.02, random_state=0,
+                    backend=hogwild_backend)  # fmt: skip
+    serial = fastgd.fit(X, y, **settings)
+    hogwild = fastgd.fit(X, y, n_threads=2, parallel="hogwild", **settings)
+    assert np.isfinite(hogwild.coef).all()
+    assert hogwild.n_updates == serial.n_updates
+    assert hogwild.loss_history[-1] == pytest.approx(serial.loss_history[-1], rel=0.05, abs=1e-3)
+    np.testing.assert_allclose(hogwild.coef, serial.coef, rtol=0.05, atol=0.01)
+
+
+def test_the_hogwild_kernel_counts_every_batch(hogwild_backend):
+    # More workers than CPUs still split the batches between them, each once.
+    X, y, order, cfg = kernel_inputs(batch_size=4, optimizer="sgd")
+    P = np.zeros((1, X.shape[1] + 1))
+    state = np.zeros((2,) + P.shape)
+    loss, n_updates = get_backend(hogwild_backend).run_epoch(
+        X, y, order, P, state, cfg, 0.05, 0, run=SHUFFLED_RUN._replace(n_threads=3, hogwild=1)
+    )
+    assert n_updates == -(-len(order) // 4)
+    assert isinstance(n_updates, int) and np.isfinite(loss)
+    assert np.isfinite(P).all() and (P != 0).any()
 
 
 def test_hogwild_on_one_thread_is_the_serial_epoch(hogwild_backend):
