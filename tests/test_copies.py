@@ -1,8 +1,10 @@
 """No hidden copies, no silent changes: inputs are read, never written, copied at most once.
 
 A C-contiguous float32/float64 X (read-only and ``np.memmap`` included)
-reaches the kernels as it is; anything else is converted once by the
-documented rule, and ``allow_copy=False`` refuses that conversion instead.
+reaches the kernels as it is, and every backend's kernel gives the same bits
+from it as from a writable copy (and from an int64 row order as from an
+int32 one); anything else is converted once by the documented rule, and
+``allow_copy=False`` refuses that conversion instead.
 """
 
 import hashlib
@@ -12,8 +14,17 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd._engine import row_order_dtype
+from fastgd.backends import get_backend
 
-from support import N_CLASSES, make_problem, spy_on_run_epoch
+from support import (
+    N_CLASSES,
+    assert_same_fit,
+    epoch_from_zero,
+    kernel_inputs,
+    make_problem,
+    spy_on_run_epoch,
+)
 
 LOSSES = ["squared_error", "log_loss", "multinomial", "hinge"]
 SETTINGS = dict(epochs=2, batch_size=7, random_state=0)
@@ -92,6 +103,7 @@ def test_read_only_and_memmapped_inputs_train_like_writable_ones(backend, dtype,
     expected = fastgd.fit(X, y, **settings)
     np.testing.assert_array_equal(result.coef, expected.coef, strict=True)
     assert result.loss_history == expected.loss_history
+    assert_same_fit(result, expected, 0.0)  # the intercept and the counters too
     np.testing.assert_array_equal(result.predict(X_ro), expected.predict(X))
 
 
@@ -108,6 +120,33 @@ def test_estimators_accept_read_only_and_memmapped_inputs(backend, kind, tmp_pat
         expected.partial_fit(X, y)
         np.testing.assert_array_equal(model.coef_, expected.coef_, strict=True)
         np.testing.assert_array_equal(model.predict(X_ro), expected.predict(X))
+
+
+@pytest.mark.parametrize("kind", ["read_only", "memmap"])
+def test_kernels_use_read_only_and_memmapped_arrays_as_they_are(backend, dtype, kind, tmp_path):
+    # run_epoch itself, with a read-only row order too (the engine's is its own).
+    X, y, order, cfg = kernel_inputs(dtype)
+    X_ro, y_ro = read_only(X, y, tmp_path, kind)
+    order.flags.writeable = False
+    kernels = get_backend(backend)
+    P, state, returned = epoch_from_zero(kernels, X_ro, y_ro, order, cfg)
+    P_rw, state_rw, returned_rw = epoch_from_zero(kernels, X, y, order.copy(), cfg)
+    np.testing.assert_array_equal(P, P_rw)
+    np.testing.assert_array_equal(state, state_rw)
+    assert returned == returned_rw
+
+
+def test_int64_row_order_gives_the_int32_result(backend, dtype):
+    # The engine passes int64 orders only beyond 2**31 rows; every kernel
+    # takes both index dtypes, and they must walk the same rows.
+    assert row_order_dtype(2**31) == np.int64
+    X, y, order, cfg = kernel_inputs(dtype)
+    kernels = get_backend(backend)
+    P32, state32, returned32 = epoch_from_zero(kernels, X, y, order, cfg)
+    P64, state64, returned64 = epoch_from_zero(kernels, X, y, order.astype(np.int64), cfg)
+    np.testing.assert_array_equal(P64, P32)
+    np.testing.assert_array_equal(state64, state32)
+    assert returned64 == returned32
 
 
 # --- no copy of a C-contiguous float X -----------------------------------------------------

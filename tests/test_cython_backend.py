@@ -4,10 +4,12 @@ The contract tests (``test_contract.py``) already run the Cython backend
 against the NumPy reference, because it is listed in
 ``fastgd.available_backends()``. This module holds what is specific to it:
 it is the Numba kernel's twin (agreement to 1e-12 in float64, not just 1e-9,
-chunked batches included), it takes both row-order dtypes and read-only
-data, it releases the GIL, and an installation without the compiled
-extension still imports and says how to build it. Its threads and hogwild
-are tested with every backend that declares them, in ``test_threads.py``.
+chunked batches included), it releases the GIL, its release and debug
+builds are what they say, and an installation without the compiled
+extension still imports and says how to build it. What it shares with the
+other backends is tested with all of them: threads and hogwild in
+``test_threads.py`` (every backend that declares them), read-only and
+memmapped data and int64 row orders in ``test_copies.py``.
 """
 
 import os
@@ -22,7 +24,6 @@ import pytest
 import fastgd
 from fastgd import backends
 from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
-from fastgd._engine import row_order_dtype
 
 from support import (
     N_SAMPLES,
@@ -47,6 +48,8 @@ needs_twins = pytest.mark.skipif(
 # contract promises against the reference.
 TWIN_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
 SETTINGS = dict(lr=0.05, alpha=0.01, l1_ratio=0.5, epochs=3, random_state=0)
+
+
 @pytest.fixture
 def cython_kernels():
     return backends.get_backend("cython")
@@ -139,58 +142,6 @@ def test_kernel_constants_are_the_numba_kernels(name):
     from fastgd.backends import _numba
 
     assert getattr(backends.get_backend("cython"), name) == getattr(_numba, name)
-
-
-# --- inputs: row-order dtypes, read-only data ----------------------------------
-
-
-@needs_cython
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
-def test_int64_row_order_gives_the_int32_result(dtype, cython_kernels):
-    # The engine passes int64 orders only beyond 2**31 rows; the kernel is
-    # compiled for both index dtypes, and they must walk the same rows.
-    assert row_order_dtype(2**31) == np.int64
-    X, y, order, cfg = kernel_inputs(dtype)
-    P32, state32, returned32 = epoch_from_zero(cython_kernels, X, y, order, cfg)
-    P64, state64, returned64 = epoch_from_zero(cython_kernels, X, y, order.astype(np.int64), cfg)
-    np.testing.assert_array_equal(P64, P32)
-    np.testing.assert_array_equal(state64, state32)
-    assert returned64 == returned32
-
-
-def read_only_copies(X, y, tmp_path):
-    """X and y as non-writable arrays and as ``np.memmap(mode="r")``."""
-    X_ro, y_ro = X.copy(), y.copy()
-    X_ro.flags.writeable = y_ro.flags.writeable = False
-    np.save(tmp_path / "X.npy", X)
-    np.save(tmp_path / "y.npy", y)
-    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
-    y_map = np.load(tmp_path / "y.npy", mmap_mode="r")
-    assert isinstance(X_map, np.memmap) and not X_map.flags.writeable
-    return {"read_only": (X_ro, y_ro), "memmap": (X_map, y_map)}
-
-
-@needs_cython
-@pytest.mark.parametrize("kind", ["read_only", "memmap"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
-def test_read_only_and_memmapped_data_are_used_as_they_are(kind, dtype, tmp_path, cython_kernels):
-    X, y, order, cfg = kernel_inputs(dtype)
-    X_ro, y_ro = read_only_copies(X, y, tmp_path)[kind]
-    order.flags.writeable = False
-    P, state, returned = epoch_from_zero(cython_kernels, X_ro, y_ro, order, cfg)
-    P_rw, state_rw, returned_rw = epoch_from_zero(cython_kernels, X, y, order.copy(), cfg)
-    np.testing.assert_array_equal(P, P_rw)
-    assert returned == returned_rw
-
-
-@needs_cython
-@pytest.mark.parametrize("kind", ["read_only", "memmap"])
-def test_fit_accepts_read_only_and_memmapped_data(kind, tmp_path):
-    X, y = make_problem("log_loss", np.float64)
-    X_ro, y_ro = read_only_copies(X, y, tmp_path)[kind]
-    result = fastgd.fit(X_ro, y_ro, loss="log_loss", backend="cython", **SETTINGS)
-    expected = fastgd.fit(X, y, loss="log_loss", backend="cython", **SETTINGS)
-    assert_same_fit(result, expected, 0.0)
 
 
 # --- the GIL ------------------------------------------------------------------
