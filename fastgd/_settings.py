@@ -28,8 +28,10 @@ tests/test_settings_table.py holds the record to the table, and the
 extension's import check the struct to the record).
 """
 
+import functools
 import re
 import textwrap
+import types
 from typing import Any, Callable, NamedTuple
 
 from ._config import (
@@ -523,13 +525,16 @@ SETTINGS = (
 ROWS = {row.name: row for row in SETTINGS}
 
 
+# Cached: every fit reads it twice, and building it is most of a small
+# fit's own Python time. The mapping is read-only.
+@functools.lru_cache(maxsize=None)
 def table(entry):
     """The rows ``entry`` (one of :data:`ENTRY_POINTS`) takes, by name, as it sees them."""
-    return {
+    return types.MappingProxyType({
         row.name: row._replace(**row.per_entry.get(entry, {}))
         for row in SETTINGS
         if entry in row.entries
-    }
+    })  # fmt: skip
 
 
 def setting_names(entry):
