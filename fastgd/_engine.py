@@ -333,7 +333,6 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
             progress.close()
 
 
-
 class Epoch(NamedTuple):
     """What :func:`advance` reports of the epoch it ran.
 
