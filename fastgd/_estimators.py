@@ -34,7 +34,6 @@ from ._validation import (
     FLOAT_DTYPES,
     check_class_count,
     check_no_copy,
-    check_shuffle,
     check_validation_split,
     check_X,
     check_y,
@@ -138,20 +137,25 @@ class _MiniBatchBase(BaseEstimator):
     # --- settings -------------------------------------------------------------
 
     def _settings(self):
-        """Check every hyperparameter (its row of the settings table); return both records."""
-        settings = check_settings(
+        """Every hyperparameter checked by its row of the settings table.
+
+        The checked values are plain Python numbers, whatever NumPy scalar the
+        user set (``epochs=np.uint8(255)`` is the int 255): training reads
+        these, never the attributes themselves.
+        """
+        return check_settings(
             self._entry, {name: getattr(self, name) for name in setting_names(self._entry)}
         )
-        return kernel_records(settings, n_samples=_ALL_ROWS)
 
-    def _schedule(self):
+    @staticmethod
+    def _schedule(settings):
         return dict(
-            backend=self.backend, **{name: getattr(self, name) for name in EPOCH_RATE_SETTINGS}
+            backend=settings["backend"], **{name: settings[name] for name in EPOCH_RATE_SETTINGS}
         )
 
     # --- data and trainers ----------------------------------------------------
 
-    def _prepare(self, X, y, classes, *, continuing):
+    def _prepare(self, X, y, classes, settings, *, continuing):
         """Validate X and y, create or update the trainers.
 
         Returns ``(X, targets, y)``: X ready for the kernels, one engine target
@@ -162,8 +166,8 @@ class _MiniBatchBase(BaseEstimator):
         (finite values, float dtype, C order, targets) follow, no copy made
         when X is already a C-contiguous float array.
         """
-        cfg, run = self._settings()
-        if not self.allow_copy:
+        cfg, run = kernel_records(settings, n_samples=_ALL_ROWS)
+        if not settings["allow_copy"]:
             # Before scikit-learn's validate_data, which would make the copy.
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
         X, y = validate_data(
@@ -182,13 +186,13 @@ class _MiniBatchBase(BaseEstimator):
                     f"{self._engine_loss!r}; fit with warm_start=False to start again."
                 )
             for trainer in self._trainers:
-                trainer.reconfigure(cfg, run=run, **self._schedule())
+                trainer.reconfigure(cfg, run=run, **self._schedule(settings))
         else:
             self._engine_loss = loss
             self._trainers = [
                 Trainer(
                     cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
-                    loss=loss, random_state=self.random_state, run=run, **self._schedule(),
+                    loss=loss, random_state=self.random_state, run=run, **self._schedule(settings),
                 )  # fmt: skip
                 for _ in range(n_outputs if one_vs_rest else 1)
             ]
@@ -202,14 +206,13 @@ class _MiniBatchBase(BaseEstimator):
         targets = [check_y(t, X.shape[0], loss, X.dtype, n_classes)[0] for t in targets]
         return X, targets, codes
 
-    def _epoch(self, X, targets, rows=None):
+    def _epoch(self, X, targets, shuffle, rows=None):
         """One epoch of every trainer, all or none, like :meth:`Trainer.epoch`.
 
         A one-vs-rest model whose k-th trainer diverges or is interrupted
         rolls back the trainers before it too, so all stay at the same epoch.
         """
         trainers = self._trainers
-        shuffle = check_shuffle(self.shuffle)
         if len(trainers) == 1:
             return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
         checkpoints = [trainer.checkpoint() for trainer in trainers]
@@ -252,14 +255,16 @@ class _MiniBatchBase(BaseEstimator):
     # --- training ---------------------------------------------------------------
 
     def _fit(self, X, y):
-        continuing = self.warm_start and hasattr(self, "_trainers")
-        X, targets, codes = self._prepare(X, y, None, continuing=continuing)
+        settings = self._settings()
+        continuing = settings["warm_start"] and hasattr(self, "_trainers")
+        X, targets, codes = self._prepare(X, y, None, settings, continuing=continuing)
         trainers = self._trainers
         rows, plateau, monitor = None, None, None
-        tol = self.tol
-        if self.early_stopping:
+        tol = settings["tol"]
+        early_stopping = settings["early_stopping"]
+        if early_stopping:
             rows, held = _hold_out(
-                X.shape[0], self.validation_fraction, _split_rng(self.random_state),
+                X.shape[0], settings["validation_fraction"], _split_rng(self.random_state),
                 strata=None if self._numeric_y else codes,
             )  # fmt: skip
             X_valid, y_valid = X[held], codes[held]
@@ -276,18 +281,18 @@ class _MiniBatchBase(BaseEstimator):
 
             tol = 0.0 if tol is None else tol
         if tol is not None:
-            plateau = Plateau(tol, self.n_iter_no_change)
+            plateau = Plateau(tol, settings["n_iter_no_change"])
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         try:
             run_epochs(
-                lambda: self._epoch(X, targets, rows),
-                self.epochs,
+                lambda: self._epoch(X, targets, settings["shuffle"], rows),
+                settings["epochs"],
                 plateau=plateau,
                 monitor=monitor,
-                callback=self.callback,
+                callback=settings["callback"],
                 parameters=self._current_parameters,
                 progress=make_progress(
-                    self.verbose, self.epochs, n_rows, type(self).__name__
+                    settings["verbose"], settings["epochs"], n_rows, type(self).__name__
                 ),
                 first_epoch=trainers[0].result.n_epochs + 1,
             )
@@ -297,20 +302,21 @@ class _MiniBatchBase(BaseEstimator):
         finally:
             # Also when training stopped on an error: the completed epochs'
             # parameters (all finite) are what the model keeps.
-            if self.early_stopping and best["P"] is not None:
+            if early_stopping and best["P"] is not None:
                 for trainer, P in zip(trainers, best["P"]):
                     trainer.restore(P)
             self._publish()
         return self
 
     def _partial_fit(self, X, y, classes):
+        settings = self._settings()
         continuing = hasattr(self, "_trainers")
-        X, targets, _ = self._prepare(X, y, classes, continuing=continuing)
+        X, targets, _ = self._prepare(X, y, classes, settings, continuing=continuing)
         try:
             run_epochs(
-                lambda: self._epoch(X, targets),
+                lambda: self._epoch(X, targets, settings["shuffle"]),
                 1,
-                callback=self.callback,
+                callback=settings["callback"],
                 parameters=self._current_parameters,
                 first_epoch=self._trainers[0].result.n_epochs + 1,
             )
