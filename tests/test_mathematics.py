@@ -14,7 +14,7 @@ import fastgd
 from fastgd._config import LOSSES
 from fastgd.backends import _reference
 
-from support import kernel_config, make_targets, max_relative_error
+from support import ALL_BACKENDS, REFERENCE_BACKEND, kernel_config, make_targets, max_relative_error
 
 EPSILON = 0.1  # huber / epsilon_insensitive width used throughout this module
 KINK_CLEARANCE = 1e-3
@@ -254,3 +254,17 @@ def test_one_full_batch_sgd_step_follows_the_numeric_gradient(backend, loss):
         numeric[j] = (mean_loss(loss, X, y, e, K) - mean_loss(loss, X, y, -e, K)) / (2 * h)
     np.testing.assert_allclose(step_gradient, numeric, rtol=1e-6, atol=1e-8)
     assert result.loss_history[0] == pytest.approx(mean_loss(loss, X, y, 0 * theta, K))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_an_invscaling_rate_beyond_the_float_range_is_zero_on_every_backend(batch_size):
+    """``power_t=200``: t**power_t overflows from t = 35 on, and the rate is 0 there, everywhere."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    settings = dict(schedule="invscaling", power_t=200.0, batch_size=batch_size, epochs=2,
+                    random_state=0)  # fmt: skip
+    expected = fastgd.fit(X, y, backend=REFERENCE_BACKEND, **settings)
+    for backend in ALL_BACKENDS:
+        result = fastgd.fit(X, y, backend=backend, **settings)
+        np.testing.assert_allclose(result.coef, expected.coef, rtol=1e-12)
+        assert result.n_epochs == 2

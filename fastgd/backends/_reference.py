@@ -142,8 +142,16 @@ OPTIMIZER_STEPS = {
 
 
 def learning_rate(lr, t, power_t):
-    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling)."""
-    return lr / t**power_t if power_t != 0.0 else lr
+    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling).
+
+    In IEEE double arithmetic, as the compiled kernels compute it: where
+    ``t**power_t`` is beyond the float range it is inf and the rate 0 (Python's
+    own ``int ** float`` would raise OverflowError instead).
+    """
+    if power_t == 0.0:
+        return lr
+    with np.errstate(over="ignore"):
+        return float(lr / np.float64(t) ** power_t)
 
 
 def soft_threshold(w, threshold):
