@@ -490,6 +490,20 @@ class Trainer:
         """The last epoch's row order (the reused buffer)."""
         return self._orders.buffer
 
+    @property
+    def kernels(self):
+        """The backend's module, looked up on first use.
+
+        :meth:`reconfigure` looks it up when training starts or continues; a
+        Trainer loaded from a pickle looks it up only when it trains again, so
+        a model trained on a compiled backend loads and predicts where that
+        backend is not installed (``get_backend`` then says how to get it).
+        """
+        kernels = self.__dict__.get("_kernels")
+        if kernels is None:
+            kernels = self._kernels = get_backend(self.backend)
+        return kernels
+
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
                     gamma=0.1, run=None):  # fmt: skip
         """Take new settings, keeping the training state.
@@ -509,7 +523,7 @@ class Trainer:
         self.cfg = cfg
         self.run = run
         self.backend = backend
-        self.kernels = kernels
+        self._kernels = kernels
         self.schedule = (schedule, lr, decay, step_size, gamma)
 
     def learning_rate(self, epoch):
@@ -581,18 +595,22 @@ class Trainer:
         return loss
 
     def __getstate__(self):
-        # A module cannot be pickled: keep the backend's name and look it up
-        # again on load. The row-order buffer is n_samples long and rebuilt
-        # from the state's seed every epoch, so it stays out of the pickle.
+        # A module cannot be pickled: keep the backend's name; ``kernels``
+        # looks it up again when the loaded Trainer next trains (never on
+        # load: predicting needs no backend). The row-order buffer is
+        # n_samples long and rebuilt from the state's seed every epoch, so it
+        # stays out of the pickle.
         state = self.__dict__.copy()
-        del state["kernels"], state["_orders"]
+        state.pop("_kernels", None)
+        state.pop("kernels", None)
+        del state["_orders"]
         return state
 
     def __setstate__(self, state):
         if "train_state" not in state:
             _upgrade_pickled_trainer(state)
+        state.pop("kernels", None)
         self.__dict__.update(state)
-        self.kernels = get_backend(self.backend)
         self._orders = RowOrder()
 
     def _store_parameters(self):

@@ -6,8 +6,8 @@ epoch ``e`` visits rows in an order derived from ``(seed, e)`` alone. So a fit
 stopped after k epochs, pickled, loaded in another process and continued gives
 the parameters of the uninterrupted fit exactly, for every shuffle mode, every
 backend, ``fastgd.fit``'s state and both estimators (``warm_start`` fits and
-``partial_fit`` calls), and so does one whose epoch k + 1 diverged or was
-interrupted and rolled back.
+``partial_fit`` calls, and a plain ``fit`` continued by ``partial_fit``), and
+so does one whose epoch k + 1 diverged or was interrupted and rolled back.
 
 Every fresh-process case runs in ONE child process (:data:`CHILD`): the parent
 trains the first part and pickles it, the child continues each pickle, and
@@ -39,8 +39,10 @@ SHUFFLES = (True, False, "batches")
 SETTINGS = dict(optimizer="adam", lr=0.05, schedule="exponential", decay=0.8,
                 penalty="l2", alpha=0.01, batch_size=7, random_state=3)  # fmt: skip
 EPOCHS, FIRST = 5, 2  # the whole run, and the epochs before the pickle
-KINDS = ("fit", "regressor-warm", "regressor-partial", "classifier-warm",
-         "classifier-partial")  # fmt: skip
+# "...-fit-then-partial": a plain fit (no warm_start) of k epochs, continued
+# by partial_fit calls, against a fit of all the epochs with the same seed.
+KINDS = ("fit", "regressor-warm", "regressor-partial", "regressor-fit-then-partial",
+         "classifier-warm", "classifier-partial", "classifier-fit-then-partial")  # fmt: skip
 # How the first part ends: after FIRST epochs, or with epoch FIRST + 1
 # diverging or interrupted midway (and rolled back, so FIRST remain).
 ENDINGS = ("stopped", "diverged", "interrupted")
@@ -97,6 +99,8 @@ def train(kind, backend, shuffle, epochs):
         return fastgd.fit(X, y, epochs=epochs, **settings(kind, backend, shuffle)).state
     if kind.endswith("warm"):
         return estimator(kind, backend, shuffle, warm_start=True, epochs=epochs).fit(X, y)
+    if kind.endswith("fit-then-partial"):
+        return estimator(kind, backend, shuffle, epochs=epochs).fit(X, y)
     model = estimator(kind, backend, shuffle)
     for _ in range(epochs):
         partial_fit(model, X, y)
@@ -127,6 +131,9 @@ def train_to_failure(kind, backend, shuffle, ending):
                 fastgd.fit(X, y, epochs=EPOCHS, **settings(kind, backend, shuffle))
             elif kind.endswith("warm"):
                 model = estimator(kind, backend, shuffle, warm_start=True, epochs=EPOCHS)
+                model.fit(X, y)
+            elif kind.endswith("fit-then-partial"):
+                model = estimator(kind, backend, shuffle, epochs=EPOCHS)
                 model.fit(X, y)
             else:
                 model = estimator(kind, backend, shuffle)
@@ -250,6 +257,17 @@ def resumed(tmp_path_factory):
 def test_training_continued_in_a_fresh_process_is_bit_identical(resumed, case):
     actual, expected = resumed[case_id(case)]
     assert_same_outcome(actual, expected)
+
+
+@pytest.mark.parametrize("shuffle", SHUFFLES)
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_fit_of_one_epoch_pickled_and_partial_fit_once_is_fit_of_two(backend, kind, shuffle):
+    """The report, as written: fit(epochs=1), pickle, load, partial_fit == fit(epochs=2)."""
+    X, y = problem(kind)
+    loaded = pickle.loads(pickle.dumps(estimator(kind, backend, shuffle, epochs=1).fit(X, y)))
+    partial_fit(loaded, X, y)
+    uninterrupted = estimator(kind, backend, shuffle, epochs=2).fit(X, y)
+    assert_same_outcome(outcome(loaded), outcome(uninterrupted))
 
 
 # --- in one process -----------------------------------------------------------------
