@@ -66,7 +66,8 @@ _COMMON_ATTRIBUTES = """\
     Notes
     -----
     When ``fit`` or ``partial_fit`` stops on an error (``DivergenceError``, a
-    Ctrl-C, an exception from ``callback``), the error propagates and the
+    Ctrl-C, an exception from ``callback`` or the TypeError of a callback
+    that returns neither a bool nor None), the error propagates and the
     model keeps the fitted attributes of the last completed epoch (with
     ``early_stopping``, of the best epoch so far, as at a normal end), all
     finite. A Ctrl-C lets the epoch in progress finish; a second one stops at

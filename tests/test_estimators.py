@@ -413,6 +413,33 @@ def test_callback_returning_true_stops_fit():
     assert model.n_iter_ == 3
 
 
+@pytest.mark.parametrize("make", [MiniBatchRegressor, MiniBatchClassifier],
+                         ids=["regressor", "classifier"])  # fmt: skip
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_callback_returning_an_array_names_it_and_keeps_the_epochs(make, method):
+    X, y = classification_problem(2) if make is MiniBatchClassifier else regression_problem()
+    extra = {"classes": np.unique(y)} if make is MiniBatchClassifier and method == "partial_fit" else {}
+
+    def array_callback(epoch, loss, coef, intercept):
+        return coef if epoch == 2 else None
+
+    model = make(epochs=5, random_state=0, callback=array_callback)
+    reference = make(epochs=2, random_state=0)
+    if method == "partial_fit":
+        model.set_params(callback=None)
+        model.partial_fit(X, y, **extra)
+        model.set_params(callback=array_callback)
+        reference.partial_fit(X, y, **extra).partial_fit(X, y)
+    else:
+        reference.fit(X, y)
+    with pytest.raises(TypeError, match=r"array_callback.*ndarray.*epoch 2"):
+        getattr(model, method)(X, y)
+    assert model.n_iter_ == 2
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
 # --- errors -------------------------------------------------------------------------
 
 
