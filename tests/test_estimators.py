@@ -421,7 +421,8 @@ def test_callback_returning_true_stops_fit():
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_callback_returning_an_array_names_it_and_keeps_the_epochs(make, method):
     X, y = classification_problem(2) if make is MiniBatchClassifier else regression_problem()
-    extra = {"classes": np.unique(y)} if make is MiniBatchClassifier and method == "partial_fit" else {}
+    classifier_chunk = make is MiniBatchClassifier and method == "partial_fit"
+    extra = {"classes": np.unique(y)} if classifier_chunk else {}
 
     def array_callback(epoch, loss, coef, intercept):
         return coef if epoch == 2 else None
