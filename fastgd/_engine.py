@@ -138,6 +138,10 @@ def fit(
         the unfinished epoch. Where SIGINT has a handler of the user's own,
         or outside the main thread, fastgd leaves signals alone: a
         KeyboardInterrupt stops at once, still keeping the completed epochs.
+    TypeError
+        When ``callback`` returns anything but True, False or None (NumPy
+        bools included): after that epoch, naming the callback, the epoch and
+        the type returned, with the completed epochs' fit as ``exc.result``.
 
     Examples
     --------
@@ -171,7 +175,7 @@ def fit(
             callback=settings["callback"],
             parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
         )
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, CallbackReturnError) as exc:
         exc.result = result
         add_note(exc, f"fastgd.fit was interrupted after {result.n_epochs} completed "
                       "epoch(s); their fit is on exc.result.")  # fmt: skip
@@ -312,6 +316,9 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     KeyboardInterrupt
         After the epoch in progress (and its callback) on a first Ctrl-C, at
         once on a second.
+    CallbackReturnError
+        A TypeError, when ``callback`` returns anything but True, False,
+        None (or a NumPy bool); the epoch it saw is kept.
     """
     try:
         with InterruptAtEpochEnd() as interrupt:
@@ -319,7 +326,9 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
                 loss = step()
                 if progress is not None:
                     progress.update(loss)
-                stop = callback is not None and callback(epoch, loss, *parameters())
+                stop = callback is not None and _callback_stops(
+                    callback, epoch, callback(epoch, loss, *parameters())
+                )
                 interrupt.check()
                 if stop:
                     return False
@@ -331,6 +340,27 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     finally:
         if progress is not None:
             progress.close()
+
+
+class CallbackReturnError(TypeError):
+    """A callback returned something other than True, False or None.
+
+    Raised by :func:`run_epochs` after the epoch the callback saw, which is
+    kept (``fastgd.fit`` attaches its fit as ``exc.result``).
+    """
+
+
+def _callback_stops(callback, epoch, answer):
+    """Whether the callback's ``answer`` stops training: True/False/None only."""
+    if answer is None:
+        return False
+    if isinstance(answer, (bool, np.bool_)):
+        return bool(answer)
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    raise CallbackReturnError(
+        f"callback {name} returned {type(answer).__module__}.{type(answer).__qualname__} "
+        f"after epoch {epoch}; it must return True (stop), False or None (go on)."
+    )
 
 
 class Epoch(NamedTuple):

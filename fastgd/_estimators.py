@@ -64,8 +64,13 @@ _COMMON_ATTRIBUTES = """\
 
     Notes
     -----
+    A ``fit`` or ``partial_fit`` refused before training (a ValueError or
+    TypeError for X, y or a setting) leaves the estimator exactly as it was:
+    every check runs before any attribute is set.
+
     When ``fit`` or ``partial_fit`` stops on an error (``DivergenceError``, a
-    Ctrl-C, an exception from ``callback``), the error propagates and the
+    Ctrl-C, an exception from ``callback`` or the TypeError of a callback
+    that returns neither a bool nor None), the error propagates and the
     model keeps the fitted attributes of the last completed epoch (with
     ``early_stopping``, of the best epoch so far, as at a normal end), all
     finite. A Ctrl-C lets the epoch in progress finish; a second one stops at
@@ -156,46 +161,43 @@ class _MiniBatchBase(BaseEstimator):
     # --- data and trainers ----------------------------------------------------
 
     def _prepare(self, X, y, classes, settings, *, continuing):
-        """Validate X and y, create or update the trainers.
+        """Validate the settings, X and y; changes nothing of the estimator.
 
-        Returns ``(X, targets, y)``: X ready for the kernels, one engine target
-        array per trainer, and y itself (regression) or its class codes.
+        Returns ``(X, targets, codes, commit)``: X ready for the kernels, one
+        engine target array per trainer, y itself (regression) or its class
+        codes, and ``commit()``, which alone changes the estimator: it sets
+        what validation found (``n_features_in_``, ``feature_names_in_``,
+        ``classes_``) and creates or reconfigures the trainers. A caller runs
+        its own remaining checks (the early-stopping split), then commits, so
+        that a call rejected by any check leaves the estimator as it was.
 
         scikit-learn's ``validate_data`` keeps its conventions (feature count
         and names, complex, sparse and object input); fastgd's own checks
         (finite values, float dtype, C order, targets) follow, no copy made
-        when X is already a C-contiguous float array.
+        when X is already a C-contiguous float array. ``validate_data`` and
+        ``_encode_y`` set attributes as they check: they run on a shallow
+        copy, whose attributes ``commit`` takes over.
         """
         cfg, run = kernel_records(settings, n_samples=_ALL_ROWS)
         if not settings["allow_copy"]:
             # Before scikit-learn's validate_data, which would make the copy.
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
+        shadow = object.__new__(type(self))
+        vars(shadow).update(vars(self))
         X, y = validate_data(
-            self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
+            shadow, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
             accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,
         )  # fmt: skip
         X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None)
-        codes = self._encode_y(y, classes, first=not continuing)
-        loss, n_outputs, one_vs_rest = self._engine_setup()
+        codes = shadow._encode_y(y, classes, first=not continuing)
+        loss, n_outputs, one_vs_rest = shadow._engine_setup()
         # log_loss with more than two classes is the engine's multinomial.
         cfg = cfg._replace(loss=LOSSES.index(loss))
-        if continuing:
-            if loss != self._engine_loss:
-                raise ValueError(
-                    f"loss={self.loss!r} cannot continue a model trained with "
-                    f"{self._engine_loss!r}; fit with warm_start=False to start again."
-                )
-            for trainer in self._trainers:
-                trainer.reconfigure(cfg, run=run, **self._schedule(settings))
-        else:
-            self._engine_loss = loss
-            self._trainers = [
-                Trainer(
-                    cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
-                    loss=loss, random_state=self.random_state, run=run, **self._schedule(settings),
-                )  # fmt: skip
-                for _ in range(n_outputs if one_vs_rest else 1)
-            ]
+        if continuing and loss != self._engine_loss:
+            raise ValueError(
+                f"loss={self.loss!r} cannot continue a model trained with "
+                f"{self._engine_loss!r}; fit with warm_start=False to start again."
+            )
         # The model's class count: a chunk of y (partial_fit, one-vs-rest
         # targets) need not show every class.
         n_classes = {"multinomial": n_outputs, "log_loss": 2, "hinge": 2}.get(loss)
@@ -204,7 +206,32 @@ class _MiniBatchBase(BaseEstimator):
         else:
             targets = [codes]
         targets = [check_y(t, X.shape[0], loss, X.dtype, n_classes)[0] for t in targets]
-        return X, targets, codes
+        trainers = None
+        if not continuing:
+            trainers = [
+                Trainer(
+                    cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
+                    loss=loss, random_state=self.random_state, run=run, **self._schedule(settings),
+                )  # fmt: skip
+                for _ in range(n_outputs if one_vs_rest else 1)
+            ]
+
+        def commit():
+            if continuing:
+                # Every trainer gets the same settings, and reconfigure checks
+                # them all before it changes anything: the first either
+                # refuses them, unchanged, or all take them.
+                for trainer in self._trainers:
+                    trainer.reconfigure(cfg, run=run, **self._schedule(settings))
+            else:
+                shadow._engine_loss = loss
+                shadow._trainers = trainers
+            found = vars(shadow)
+            for name in [name for name in vars(self) if name not in found]:
+                delattr(self, name)
+            vars(self).update(found)
+
+        return X, targets, codes, commit
 
     def _epoch(self, X, targets, shuffle, rows=None):
         """One epoch of every trainer, all or none, like :meth:`Trainer.epoch`.
@@ -257,8 +284,7 @@ class _MiniBatchBase(BaseEstimator):
     def _fit(self, X, y):
         settings = self._settings()
         continuing = settings["warm_start"] and hasattr(self, "_trainers")
-        X, targets, codes = self._prepare(X, y, None, settings, continuing=continuing)
-        trainers = self._trainers
+        X, targets, codes, commit = self._prepare(X, y, None, settings, continuing=continuing)
         rows, plateau, monitor = None, None, None
         tol = settings["tol"]
         early_stopping = settings["early_stopping"]
@@ -267,6 +293,9 @@ class _MiniBatchBase(BaseEstimator):
                 X.shape[0], settings["validation_fraction"], _split_rng(self.random_state),
                 strata=None if self._numeric_y else codes,
             )  # fmt: skip
+        commit()
+        trainers = self._trainers
+        if early_stopping:
             X_valid, y_valid = X[held], codes[held]
             best = {"score": -np.inf, "P": None}
 
@@ -311,7 +340,8 @@ class _MiniBatchBase(BaseEstimator):
     def _partial_fit(self, X, y, classes):
         settings = self._settings()
         continuing = hasattr(self, "_trainers")
-        X, targets, _ = self._prepare(X, y, classes, settings, continuing=continuing)
+        X, targets, _, commit = self._prepare(X, y, classes, settings, continuing=continuing)
+        commit()
         try:
             run_epochs(
                 lambda: self._epoch(X, targets, settings["shuffle"]),

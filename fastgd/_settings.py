@@ -372,14 +372,16 @@ SETTINGS = (
         doc=_doc("""
             Called after every epoch as ``callback(epoch, loss, coef, intercept)``
             (epoch counted from 1; copies of the current parameters). Returning
-            True stops training.
+            True stops training; False or None goes on; anything else (an
+            array, say) is a TypeError, the completed epochs kept.
         """),
         per_entry=dict.fromkeys(ESTIMATORS, dict(doc=_doc("""
             Called after every epoch of ``fit`` and ``partial_fit`` as
             ``callback(epoch, loss, coef, intercept)``: the epoch's number
             (counting every epoch the model has run), its mean training loss and
             copies of ``coef_`` and ``intercept_`` as they stand. Returning True
-            stops ``fit``.
+            stops ``fit``; False or None goes on; anything else (an array, say)
+            is a TypeError, the completed epochs kept.
         """))),
     ),  # fmt: skip
     Setting(

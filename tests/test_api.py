@@ -272,6 +272,29 @@ def test_callback_returning_true_stops_training(backend):
     assert_same_fit(result, fastgd.fit(X, y, epochs=3, random_state=0, backend=backend), 0.0)
 
 
+@pytest.mark.parametrize("answer", [np.bool_(True), np.bool_(False), None, False])
+def test_callback_may_return_numpy_bools_and_none(answer):
+    X, y = make_problem("squared_error", np.float64)
+    result = fastgd.fit(X, y, epochs=3, random_state=0, callback=lambda *_: answer)
+    assert result.n_epochs == (1 if answer else 3)
+
+
+@pytest.mark.parametrize("answer", [np.array([True, False]), np.array([1.0]), 1, "stop", [True]],
+                         ids=["bool-array", "float-array", "int", "str", "list"])  # fmt: skip
+def test_callback_returning_another_type_names_it_and_keeps_the_epochs(backend, answer):
+    X, y = make_problem("squared_error", np.float64)
+
+    def odd_callback(epoch, loss, coef, intercept):
+        return answer if epoch == 2 else None
+
+    with pytest.raises(TypeError, match=r"odd_callback.*epoch 2") as caught:
+        fastgd.fit(X, y, epochs=5, random_state=0, callback=odd_callback, backend=backend)
+    assert type(answer).__name__ in str(caught.value)
+    result = caught.value.result
+    assert result.n_epochs == 2 and len(result.loss_history) == 2
+    assert_same_fit(result, fastgd.fit(X, y, epochs=2, random_state=0, backend=backend), 0.0)
+
+
 # --- backends, schedules, penalties ---------------------------------------------------
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, make_blobs
 from sklearn.exceptions import NotFittedError
@@ -413,6 +416,34 @@ def test_callback_returning_true_stops_fit():
     assert model.n_iter_ == 3
 
 
+@pytest.mark.parametrize("make", [MiniBatchRegressor, MiniBatchClassifier],
+                         ids=["regressor", "classifier"])  # fmt: skip
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_callback_returning_an_array_names_it_and_keeps_the_epochs(make, method):
+    X, y = classification_problem(2) if make is MiniBatchClassifier else regression_problem()
+    classifier_chunk = make is MiniBatchClassifier and method == "partial_fit"
+    extra = {"classes": np.unique(y)} if classifier_chunk else {}
+
+    def array_callback(epoch, loss, coef, intercept):
+        return coef if epoch == 2 else None
+
+    model = make(epochs=5, random_state=0, callback=array_callback)
+    reference = make(epochs=2, random_state=0)
+    if method == "partial_fit":
+        model.set_params(callback=None)
+        model.partial_fit(X, y, **extra)
+        model.set_params(callback=array_callback)
+        reference.partial_fit(X, y, **extra).partial_fit(X, y)
+    else:
+        reference.fit(X, y)
+    with pytest.raises(TypeError, match=r"array_callback.*ndarray.*epoch 2"):
+        getattr(model, method)(X, y)
+    assert model.n_iter_ == 2
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
 # --- errors -------------------------------------------------------------------------
 
 
@@ -468,3 +499,122 @@ def test_dataframe_column_names_become_feature_names_in():
     with pytest.raises(ValueError, match="feature names"):
         model.predict(frame[["b", "a", "c", "d"]])
     assert not hasattr(MiniBatchRegressor().fit(X, y), "feature_names_in_")
+
+
+# --- a rejected call changes nothing -------------------------------------------------
+# Every check runs before any attribute is set: a fit, warm_start fit or
+# partial_fit refused for its data or its settings leaves the estimator as it
+# was (scikit-learn's validate_data sets n_features_in_ as it checks).
+
+
+def _bad_calls(make, mode):
+    """(name, X, y, settings) of calls that must be refused: X of another width, mostly."""
+    X, y = classification_problem(3, d=6, seed=1) if make is MiniBatchClassifier \
+        else regression_problem(d=6, seed=1)  # fmt: skip
+    nan_X = X.copy()
+    nan_X[3, 2] = np.nan
+    calls = [
+        ("nan-X-other-width", nan_X, y, {}),
+        ("inf-X-other-width", np.where(nan_X != nan_X, np.inf, nan_X), y, {}),
+        ("y-of-other-length", X, y[:-1], {}),
+        ("bad-lr", X, y, {"lr": -1.0}),
+        ("bad-loss", X, y, {"loss": "no-such-loss"}),
+        ("hogwild-on-numpy", X, y, {"parallel": "hogwild", "backend": "numpy"}),
+        ("early-stopping-split", X[:1], y[:1], {"early_stopping": True}),
+        ("complex-X", X.astype(complex), y, {}),
+    ]
+    if make is MiniBatchClassifier:
+        calls += [
+            ("one-class-y", X, np.zeros(len(y)), {}),
+            ("continuous-y", X, np.linspace(0.0, 1.0, len(y)), {}),
+        ]
+        if mode != "fit":  # a fresh fit takes any labels
+            calls += [("unseen-label", X, np.where(y == 0, 7, y), {})]
+    else:
+        calls += [("nan-y", X, np.where(np.arange(len(y)) == 5, np.nan, y), {})]
+    return calls
+
+
+def _fitted_state(model):
+    """Deep copies of the public fitted attributes and of what the trainers hold."""
+    public = {name: pickle.loads(pickle.dumps(value)) for name, value in vars(model).items()
+              if name.endswith("_") and not name.startswith("_")}  # fmt: skip
+    trainers = [
+        (trainer.P.copy(), trainer.train_state.n_epochs, trainer.train_state.n_updates,
+         trainer.cfg, trainer.run, trainer.backend, trainer.schedule,
+         list(trainer.result.loss_history))
+        for trainer in model._trainers
+    ]  # fmt: skip
+    return public, trainers, model._engine_loss, [id(t) for t in model._trainers]
+
+
+def _assert_same_state(before, after):
+    (public, trainers, loss, ids), (public2, trainers2, loss2, ids2) = before, after
+    assert sorted(public) == sorted(public2)
+    for name in public:
+        np.testing.assert_array_equal(public2[name], public[name], err_msg=name)
+    assert loss2 == loss and ids2 == ids
+    for old, new in zip(trainers, trainers2, strict=True):
+        np.testing.assert_array_equal(new[0], old[0])
+        assert new[1:] == old[1:]
+
+
+@pytest.mark.parametrize("make", [MiniBatchRegressor, MiniBatchClassifier],
+                         ids=["regressor", "classifier"])  # fmt: skip
+@pytest.mark.parametrize("mode", ["fit", "warm_start", "partial_fit"])
+@pytest.mark.parametrize("frame", [False, True], ids=["array", "dataframe"])
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_a_rejected_call_leaves_the_estimator_as_it_was(make, mode, frame):
+    X, y = classification_problem(2) if make is MiniBatchClassifier else regression_problem()
+    if frame:
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    model = make(epochs=3, random_state=0, warm_start=mode == "warm_start")
+    extra = {"classes": np.unique(y)} if make is MiniBatchClassifier else {}
+    if mode == "partial_fit":
+        model.partial_fit(X, y, **extra)
+    else:
+        model.fit(X, y)
+    params = model.get_params()
+    before, predictions = _fitted_state(model), model.predict(X)
+    for name, bad_X, bad_y, settings in _bad_calls(make, mode):
+        model.set_params(**settings)
+        try:
+            getattr(model, "partial_fit" if mode == "partial_fit" else "fit")(bad_X, bad_y)
+        except (ValueError, TypeError):
+            pass
+        else:
+            pytest.fail(f"{name} was accepted")
+        model.set_params(**params)
+        _assert_same_state(before, _fitted_state(model))
+        np.testing.assert_array_equal(model.predict(X), predictions, err_msg=name)
+    # And it trains on as if the refused calls had never been made.
+    untouched = make(epochs=3, random_state=0, warm_start=mode == "warm_start")
+    if mode == "partial_fit":
+        untouched.partial_fit(X, y, **extra)
+        model.partial_fit(X, y), untouched.partial_fit(X, y)
+    else:
+        untouched.fit(X, y)
+        model.fit(X, y), untouched.fit(X, y)
+    np.testing.assert_array_equal(model.coef_, untouched.coef_)
+    np.testing.assert_array_equal(model.intercept_, untouched.intercept_)
+
+
+@pytest.mark.parametrize("make", [MiniBatchRegressor, MiniBatchClassifier],
+                         ids=["regressor", "classifier"])  # fmt: skip
+@given(width=st.integers(1, 9).filter(lambda d: d != 4), n=st.integers(1, 30),
+       bad=st.sampled_from([np.nan, np.inf, -np.inf]), where=st.data(),
+       sparse=st.booleans(), warm_start=st.booleans())  # fmt: skip
+def test_a_refit_on_non_finite_X_of_any_width_changes_nothing(make, width, n, bad, where,
+                                                              sparse, warm_start):  # fmt: skip
+    X, y = classification_problem(2) if make is MiniBatchClassifier else regression_problem()
+    model = make(epochs=2, random_state=0, warm_start=warm_start).fit(X, y)
+    before, predictions = _fitted_state(model), model.predict(X)
+    new_X = np.random.default_rng(n).normal(size=(n, width))
+    new_X[where.draw(st.integers(0, n - 1)), where.draw(st.integers(0, width - 1))] = bad
+    if sparse:
+        new_X = scipy.sparse.csr_matrix(new_X)
+    with pytest.raises(ValueError):
+        model.fit(new_X, y[:n])
+    _assert_same_state(before, _fitted_state(model))
+    np.testing.assert_array_equal(model.predict(X), predictions)
