@@ -455,6 +455,23 @@ def check_sparse_X(X, *, dtype=None, allow_copy=True):
     return X
 
 
+def _refuse_class_code(y, high, n_samples):
+    """Refuse a multinomial y whose largest code means more classes than rows.
+
+    Without ``n_classes`` the class count is ``max(y) + 1``, one row of
+    parameters each: a code of n_samples or more leaves classes without a
+    single sample, and a stray large code would allocate without bound.
+    """
+    row = int(np.argmax(y))
+    raise ValueError(
+        f"loss='multinomial' takes its number of classes from y as max(y) + 1; the "
+        f"class code {int(high)} (row {row}) would mean {int(high) + 1} classes, more "
+        f"than the {n_samples} rows of y, so most classes would have no sample. Use "
+        "codes 0..K-1 (np.unique(y, return_inverse=True)[1] gives them), or pass "
+        "n_classes=K if y is one chunk of a larger problem."
+    )
+
+
 def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     """Return ``(y, n_outputs)``: y as a contiguous array of X's dtype.
 
@@ -462,7 +479,8 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     For the classification losses y holds class codes (integers, integral
     floats, or bools for 0/1): 0/1 for log_loss and hinge, 0..n_classes-1 for
     multinomial. Without ``n_classes`` y must show at least two classes and
-    multinomial has ``max(y) + 1`` of them; with it (2 for log_loss and hinge)
+    multinomial has ``max(y) + 1`` of them, at most one per row of y (a larger
+    code is refused before anything is allocated); with it (2 for log_loss and hinge)
     a chunk of y may lack some. With ``allow_copy=False`` a y that is not
     already a C-contiguous array of ``dtype`` raises instead of being copied.
     y is never written to.
@@ -498,6 +516,8 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
             )
         low, high = y.min(), y.max()
         if loss == "multinomial":
+            if n_classes is None and high >= n_samples:
+                _refuse_class_code(y, high, n_samples)
             n_outputs = int(high) + 1 if n_classes is None else check_int(
                 "n_classes", n_classes, 2
             )

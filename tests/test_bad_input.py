@@ -80,6 +80,15 @@ BAD_DATA = [
     ("non_integer_codes_for_multinomial", dict(loss="multinomial", y=with_value(CODES_OK, 0, 1.5)),
      ValueError, "loss='multinomial' needs integer class codes in y; got non-integer values "
      "such as 1.5"),
+    # max(y) + 1 classes for multinomial: a stray code must not allocate 36 TiB.
+    ("huge_class_code", dict(loss="multinomial", y=with_value(CODES_OK, 7, 10**12)), ValueError,
+     re.escape("class code 1000000000000 (row 7) would mean 1000000000001 classes, more "
+               "than the 45 rows of y")),
+    ("huge_int_class_code", dict(loss="multinomial",
+                                 y=with_value(CODES_OK, 9, 2**62).astype(np.int64)),
+     ValueError, re.escape(f"class code {2**62} (row 9) would mean {2**62 + 1} classes")),
+    ("class_code_equal_to_n_rows", dict(loss="multinomial", y=with_value(CODES_OK, 0, 45)),
+     ValueError, re.escape("class code 45 (row 0) would mean 46 classes, more than the 45 rows")),
     ("n_classes_1", dict(loss="multinomial", n_classes=1, y=np.zeros(45)), ValueError,
      "n_classes"),
     ("n_classes_3_for_log_loss", dict(loss="log_loss", n_classes=3, y=CODES_OK), ValueError,
