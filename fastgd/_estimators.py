@@ -37,6 +37,7 @@ from ._validation import (
     check_shuffle,
     check_validation_split,
     check_X,
+    check_X_before_validate_data,
     check_y,
 )
 
@@ -166,6 +167,9 @@ class _MiniBatchBase(BaseEstimator):
         if not self.allow_copy:
             # Before scikit-learn's validate_data, which would make the copy.
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
+        X = check_X_before_validate_data(
+            X, self._trainers[0].P.dtype if continuing else None
+        )
         X, y = validate_data(
             self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
             accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,

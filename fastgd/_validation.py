@@ -179,7 +179,34 @@ def check_validation_split(n_validation, n_samples, validation_fraction):
         )
 
 
-def _assert_all_finite(a, name):
+def _cast(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype``; an overflow is reported later."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _refuse_overflow(name, value, at, dtype, hint):
+    dtype = np.dtype(dtype)
+    raise ValueError(
+        f"Input {name} holds values that do not fit {dtype}: {str(value)} (the first, at "
+        f"{at}) overflows {dtype}, whose largest finite value is "
+        f"{float(np.finfo(dtype).max):.7g}. {name} is finite; its cast to {dtype} for "
+        f"training is what overflowed. {hint}"
+    )
+
+
+def _overflow_hint(name, dtype):
+    if name == "y" and np.dtype(dtype) == np.float32:
+        return "Rescale y, or pass X as float64 to train in float64."
+    return f"Rescale {name} before fitting."
+
+
+def _assert_all_finite(a, name, source=None):
+    """Refuse NaN and infinity in ``a``, the first located by row and column.
+
+    ``source`` is the array ``a`` was cast from (same shape), if any: a value
+    finite there and not in ``a`` is reported as the cast's overflow.
+    """
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.
     if np.isfinite(np.sum(a, dtype=np.float64)):
@@ -192,6 +219,10 @@ def _assert_all_finite(a, name):
             what = "NaN" if np.isnan(block[where]) else "infinity"
             row = start + where[0]
             at = f"row {row}, column {where[1]}" if a.ndim == 2 else f"index {row}"
+            if source is not None:
+                original = source[(row,) + where[1:]]
+                if np.isfinite(original):
+                    _refuse_overflow(name, original, at, a.dtype, _overflow_hint(name, a.dtype))
             # scikit-learn's wording first: it is what users search for.
             raise ValueError(
                 f"Input {name} contains {what} (the first at {at}). Remove or "
@@ -309,8 +340,23 @@ def check_X(X, *, dtype=None, allow_copy=True):
         reason = _copy_reason(given, X, dtype)
         if reason is not None:
             _refuse_copy("X", reason, dtype)
-    X = np.ascontiguousarray(X, dtype=dtype)
-    _assert_all_finite(X, "X")
+    source = X
+    X = _cast(X, dtype)
+    _assert_all_finite(X, "X", source=None if X.dtype == source.dtype else source)
+    return X
+
+
+def check_X_before_validate_data(X, dtype=None):
+    """Return X, checked for what scikit-learn's ``validate_data`` would misreport.
+
+    The estimators call it first. A float X wider than float64 (longdouble)
+    goes through :func:`check_X` here, so that an overflow of its cast is
+    named as one, and it trains in float64 as in ``fastgd.fit``.
+    """
+    if (is_sparse(X) or isinstance(X, np.ndarray)) and (
+        X.dtype.kind == "f" and X.dtype not in FLOAT_DTYPES and X.dtype.itemsize > 8
+    ):
+        return check_X(X, dtype=dtype)
     return X
 
 
@@ -354,18 +400,24 @@ def _refuse_sparse_copy(name, reason, dtype):
     )
 
 
-def _assert_all_finite_sparse(X, name):
-    """The dense rule on the stored values of a CSR ``X``, naming row and column."""
+def _assert_all_finite_sparse(X, name, source=None):
+    """The dense rule on the stored values of a CSR ``X``, naming row and column.
+
+    ``source`` is the stored-values array ``X.data`` was cast from, if any
+    (same order): a value finite there is reported as the cast's overflow.
+    """
     data = X.data[: X.indptr[-1]]
     if np.isfinite(np.sum(data, dtype=np.float64)):
         return
     first = int(np.flatnonzero(~np.isfinite(data))[0])
     what = "NaN" if np.isnan(data[first]) else "infinity"
     row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+    at = f"row {row}, column {int(X.indices[first])}"
+    if source is not None and np.isfinite(source[first]):
+        _refuse_overflow(name, source[first], at, X.dtype, _overflow_hint(name, X.dtype))
     raise ValueError(
-        f"Input {name} contains {what} (the first at row {row}, column "
-        f"{int(X.indices[first])}). Remove or impute the non-finite values of "
-        f"{name} before fitting."
+        f"Input {name} contains {what} (the first at {at}). Remove or impute the "
+        f"non-finite values of {name} before fitting."
     )
 
 
@@ -436,13 +488,17 @@ def check_sparse_X(X, *, dtype=None, allow_copy=True):
             )
     dtype = training_dtype(X) if dtype is None else np.dtype(dtype)
     reason = _sparse_copy_reason(X, dtype)
+    source = None
     if reason is not None:
         if not allow_copy:
             _refuse_sparse_copy("X", reason, dtype)
         if X.format != "csr":
             X = X.tocsr()
         if X.dtype != dtype:
-            X = X.astype(dtype)
+            # The stored values before the cast, in the same order as after it.
+            source = X.data
+            with np.errstate(over="ignore", invalid="ignore"):
+                X = X.astype(dtype)
         if _sparse_copy_reason(X, dtype) is not None:
             index = np.int64
             X = type(X)(
@@ -451,7 +507,7 @@ def check_sparse_X(X, *, dtype=None, allow_copy=True):
                 shape=X.shape,
             )  # fmt: skip
     _check_csr_structure(X)
-    _assert_all_finite_sparse(X, "X")
+    _assert_all_finite_sparse(X, "X", source=source)
     return X
 
 
@@ -552,7 +608,12 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
         reason = _copy_reason(given, y, dtype)
         if reason is not None:
             _refuse_copy("y", reason, dtype)
-    return np.ascontiguousarray(y, dtype=dtype), n_outputs
+    # y was finite; its cast to X's dtype may not be (y = 1e39 for float32).
+    source = y
+    y = _cast(y, dtype)
+    if y.dtype != source.dtype:
+        _assert_all_finite(y, "y", source=source)
+    return y, n_outputs
 
 
 def check_fit_settings(*, n_samples, **settings):

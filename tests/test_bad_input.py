@@ -436,3 +436,64 @@ def test_estimators_reject_one_class_and_unknown_predict_shapes(backend):
     with pytest.raises(ValueError, match=(
             f"X has 3 features, but MiniBatchClassifier is expecting {N_FEATURES} features")):
         classifier.predict(X_OK[:, :3])
+
+
+# --- values that fit their own dtype but not the one training casts them to -------------
+
+def _layouts(X):
+    sparse = pytest.importorskip("scipy.sparse")
+    return {"dense": X, "csr": sparse.csr_array(X)}
+
+
+def _fit_by(entry, backend, X, y, loss="squared_error"):
+    if entry == "fit":
+        return fastgd.fit(X, y, loss=loss, backend=backend, epochs=1)
+    pytest.importorskip("sklearn")
+    if entry == "regressor":
+        return fastgd.MiniBatchRegressor(backend=backend, epochs=1).fit(X, y)
+    return fastgd.MiniBatchClassifier(backend=backend, epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("entry", ["fit", "regressor"])
+def test_y_beyond_float32_is_named_as_an_overflow_of_the_cast(backend, entry, layout):
+    X = _layouts(X_OK.astype(np.float32))[layout]
+    y = with_value(Y_OK, 4, 1e39)
+    with pytest.raises(ValueError, match=re.escape(
+            "Input y holds values that do not fit float32: 1e+39 (the first, at index 4) "
+            "overflows float32")):
+        _fit_by(entry, backend, X, y)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("entry", ["fit", "regressor", "classifier"])
+def test_longdouble_X_beyond_float64_is_named_as_an_overflow_of_the_cast(backend, entry, layout):
+    if np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("longdouble is float64 here")
+    X = X_OK.astype(np.longdouble)
+    X[2, 1] = np.longdouble(1e300) * np.longdouble(1e100)
+    X = _layouts(X)[layout]
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X holds values that do not fit float64: 1.0000000000000000684e+400 "
+            "(the first, at row 2, column 1) overflows float64")):
+        _fit_by(entry, backend, X, Y_OK if entry != "classifier" else CODES_OK, "squared_error")
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_longdouble_infinity_is_still_infinity(backend, layout):
+    X = _layouts(with_value(X_OK, (2, 1), np.inf).astype(np.longdouble))[layout]
+    with pytest.raises(ValueError, match=re.escape("Input X contains infinity (the first at "
+                                                   "row 2, column 1)")):
+        _fit_by("fit", backend, X, Y_OK)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_float64_X_beyond_a_float32_model_is_named_as_an_overflow(backend, layout):
+    pytest.importorskip("sklearn")
+    model = fastgd.MiniBatchRegressor(backend=backend, epochs=1).fit(
+        X_OK.astype(np.float32), Y_OK)
+    X = _layouts(with_value(X_OK, (5, 0), -1e39))[layout]
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X holds values that do not fit float32: -1e+39 (the first, at row 5, "
+            "column 0) overflows float32")):
+        model.partial_fit(X, Y_OK)
