@@ -167,6 +167,7 @@ class _MiniBatchBase(BaseEstimator):
         if not self.allow_copy:
             # Before scikit-learn's validate_data, which would make the copy.
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
+        columns = list(X.columns) if hasattr(X, "columns") else None
         X = check_X_before_validate_data(
             X, self._trainers[0].P.dtype if continuing else None
         )
@@ -174,7 +175,8 @@ class _MiniBatchBase(BaseEstimator):
             self, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
             accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,
         )  # fmt: skip
-        X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None)
+        X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None,
+                    columns=columns)  # fmt: skip
         codes = self._encode_y(y, classes, first=not continuing)
         loss, n_outputs, one_vs_rest = self._engine_setup()
         # log_loss with more than two classes is the engine's multinomial.

@@ -201,11 +201,19 @@ def _overflow_hint(name, dtype):
     return f"Rescale {name} before fitting."
 
 
-def _assert_all_finite(a, name, source=None):
+def _column(where, columns):
+    """``column 1``, or ``column 1 ('n')`` for a DataFrame's column labels."""
+    if columns is None or where >= len(columns):
+        return f"column {where}"
+    return f"column {where} ({columns[where]!r})"
+
+
+def _assert_all_finite(a, name, source=None, columns=None):
     """Refuse NaN and infinity in ``a``, the first located by row and column.
 
     ``source`` is the array ``a`` was cast from (same shape), if any: a value
     finite there and not in ``a`` is reported as the cast's overflow.
+    ``columns`` are the labels of the DataFrame ``a`` came from, if any.
     """
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.
@@ -218,7 +226,7 @@ def _assert_all_finite(a, name, source=None):
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             what = "NaN" if np.isnan(block[where]) else "infinity"
             row = start + where[0]
-            at = f"row {row}, column {where[1]}" if a.ndim == 2 else f"index {row}"
+            at = f"row {row}, {_column(where[1], columns)}" if a.ndim == 2 else f"index {row}"
             if source is not None:
                 original = source[(row,) + where[1:]]
                 if np.isfinite(original):
@@ -277,12 +285,87 @@ def check_no_copy(name, array, dtype=None):
         _refuse_copy(name, reason, dtype)
 
 
+def _refuse_ragged(X, numpy_message):
+    """Raise the ValueError of a nested sequence X whose rows differ in length."""
+    lengths = [len(row) if hasattr(row, "__len__") else None for row in X]
+    first = lengths[0]
+    odd = next((i for i, n in enumerate(lengths) if n != first), None)
+    if odd is None:
+        detail = numpy_message
+    else:
+        def has(n):
+            if n is None:
+                return "a single number, not a sequence"
+            return f"{n} value" + ("" if n == 1 else "s")
+
+        differ = sum(n != first for n in lengths)
+        detail = (
+            f"row 0 has {has(first)} but row {odd} has {has(lengths[odd])} "
+            f"({differ} of the {len(lengths)} rows differ from row 0)"
+        )
+    raise ValueError(
+        f"X must be of shape (n_samples, n_features), but it is a ragged nested "
+        f"sequence: {detail}. Give every row of X the same number of values."
+    )
+
+
+def _is_ragged(X):
+    """Whether the list or tuple X holds rows of different lengths (no copy made)."""
+    if not isinstance(X, (list, tuple)) or not X or not hasattr(X[0], "__len__"):
+        return False
+    first = len(X[0])
+    return any(not hasattr(row, "__len__") or len(row) != first for row in X)
+
+
+def _is_frame(X):
+    """Whether X is a pandas DataFrame (never imports pandas)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
+def _refuse_column(frame, position, error):
+    label, dtype = frame.columns[position], frame.dtypes.iloc[position]
+    try:
+        np.asarray(frame.iloc[:, position], dtype=np.float64)
+        detail = ""
+    except (TypeError, ValueError) as exc:
+        detail = f": {exc}"
+    raise error(
+        f"X must hold real numbers; column {label!r} (column {position}) of the "
+        f"DataFrame X has dtype {dtype}{detail}. Encode, convert or drop that column, "
+        f"e.g. X[{label!r}].astype(np.float64)."
+    )
+
+
+def _frame_to_array(frame):
+    """The DataFrame X as an array, each column checked: the rule of ``fastgd.fit``.
+
+    Numeric NumPy columns convert as NumPy converts them (no copy for one
+    float dtype); pandas' nullable numeric columns (``Int64``, ``Float64``,
+    ...) make it a float64 copy, ``pd.NA`` becoming NaN (refused as NaN is,
+    as scikit-learn does); any other column is refused (TypeError), named.
+    """
+    types = sys.modules["pandas"].api.types
+    nullable = False
+    for position, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
+            continue
+        if (not isinstance(dtype, np.dtype) and types.is_numeric_dtype(dtype)
+                and not types.is_bool_dtype(dtype)):  # fmt: skip
+            nullable = True
+            continue
+        _refuse_column(frame, position, TypeError)
+    if nullable:
+        return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(frame)
+
+
 def training_dtype(X):
     """The float dtype X trains in: its own if float32/float64, else float64."""
     return X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
 
 
-def check_X(X, *, dtype=None, allow_copy=True):
+def check_X(X, *, dtype=None, allow_copy=True, columns=None):
     """Return X as a C-contiguous float32 or float64 2-D array.
 
     The conversion rule, applied once:
@@ -299,6 +382,13 @@ def check_X(X, *, dtype=None, allow_copy=True):
     why one would be needed. ``dtype`` forces the float dtype (used to
     predict with a model's own dtype). X is never written to.
 
+    A pandas DataFrame is checked column by column (a column that is not
+    numeric is named; nullable numeric columns such as ``Int64`` become
+    float64, ``pd.NA`` being refused as NaN is, naming its column).
+    ``columns`` names the columns in messages where X is no longer the
+    DataFrame it came from. A ragged nested sequence is a ValueError naming
+    the rows whose lengths differ.
+
     A ``scipy.sparse`` matrix or array follows the rule of
     :func:`check_sparse_X` and comes back as CSR.
     """
@@ -310,7 +400,16 @@ def check_X(X, *, dtype=None, allow_copy=True):
             f"got {type(X).__name__}."
         )
     given = X
-    X = np.asarray(X)
+    if _is_frame(X):
+        columns = list(X.columns) if columns is None else columns
+        X = _frame_to_array(X)
+    else:
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            _refuse_ragged(given, str(exc))
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2D array for X, got a {X.ndim}D array of shape {X.shape}. "
@@ -342,7 +441,9 @@ def check_X(X, *, dtype=None, allow_copy=True):
             _refuse_copy("X", reason, dtype)
     source = X
     X = _cast(X, dtype)
-    _assert_all_finite(X, "X", source=None if X.dtype == source.dtype else source)
+    _assert_all_finite(
+        X, "X", source=None if X.dtype == source.dtype else source, columns=columns
+    )
     return X
 
 
@@ -351,8 +452,21 @@ def check_X_before_validate_data(X, dtype=None):
 
     The estimators call it first. A float X wider than float64 (longdouble)
     goes through :func:`check_X` here, so that an overflow of its cast is
-    named as one, and it trains in float64 as in ``fastgd.fit``.
+    named as one, and it trains in float64 as in ``fastgd.fit``. A ragged
+    nested sequence and a DataFrame column that cannot be converted to
+    float are refused naming X and the row or column (ValueError, as
+    scikit-learn's own).
     """
+    if _is_ragged(X):
+        _refuse_ragged(X, "")
+    if _is_frame(X):
+        types = sys.modules["pandas"].api.types
+        for position, dtype in enumerate(X.dtypes):
+            if types.is_object_dtype(dtype) or types.is_string_dtype(dtype):
+                try:
+                    np.asarray(X.iloc[:, position], dtype=np.float64)
+                except (TypeError, ValueError):
+                    _refuse_column(X, position, ValueError)
     if (is_sparse(X) or isinstance(X, np.ndarray)) and (
         X.dtype.kind == "f" and X.dtype not in FLOAT_DTYPES and X.dtype.itemsize > 8
     ):

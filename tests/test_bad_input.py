@@ -497,3 +497,87 @@ def test_float64_X_beyond_a_float32_model_is_named_as_an_overflow(backend, layou
             "Input X holds values that do not fit float32: -1e+39 (the first, at row 5, "
             "column 0) overflows float32")):
         model.partial_fit(X, Y_OK)
+
+
+# --- lists and DataFrames: the message names X and the row or column at fault ------------
+
+ENTRIES = ["fit", "regressor", "classifier"]
+
+
+def _targets(entry, n):
+    return CODES_OK[:n] if entry == "classifier" else Y_OK[:n]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_ragged_list_is_refused_naming_X_and_the_rows(backend, entry):
+    X = X_OK[:6].tolist()
+    X[1] = X[1][:1]
+    X[4] = X[4][:2]
+    with pytest.raises(ValueError, match=re.escape(
+            "X must be of shape (n_samples, n_features), but it is a ragged nested "
+            f"sequence: row 0 has {N_FEATURES} values but row 1 has 1 value (2 of the 6 rows "
+            "differ from row 0)")):
+        _fit_by(entry, backend, X, _targets(entry, 6))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_row_that_is_a_number_is_named(backend, entry):
+    X = X_OK[:6].tolist()
+    X[3] = 1.0
+    with pytest.raises(ValueError, match="ragged nested sequence: .* but row 3 has a single "
+                                         "number, not a sequence"):
+        _fit_by(entry, backend, X, _targets(entry, 6))
+
+
+def _frame(**columns):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame({"a": X_OK[:, 0], "b": X_OK[:, 1], **columns})
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_string_column_is_named(backend, entry):
+    X = _frame(u=["u"] * 45)
+    error = TypeError if entry == "fit" else ValueError
+    with pytest.raises(error, match=re.escape("column 'u' (column 2) of the DataFrame X has "
+                                              "dtype ") + ".*: could not convert string to "
+                                              "float: 'u'"):
+        _fit_by(entry, backend, X, _targets(entry, 45))
+
+
+def test_nullable_integer_columns_train_as_their_float64_values(backend):
+    pd = pytest.importorskip("pandas")
+    X = _frame(n=pd.array(np.arange(45) % 5, dtype="Int64"),
+               f=pd.array(X_OK[:, 2], dtype="Float64"))  # fmt: skip
+    plain = X.to_numpy(dtype=np.float64)
+    for entry in ENTRIES:
+        loss = "log_loss" if entry == "classifier" else "squared_error"
+        y = _targets(entry, 45)
+        if entry == "fit":
+            got = fastgd.fit(X, y, loss=loss, backend=backend, epochs=2, random_state=0)
+            want = fastgd.fit(plain, y, loss=loss, backend=backend, epochs=2, random_state=0)
+            np.testing.assert_array_equal(got.coef, want.coef)
+            continue
+        pytest.importorskip("sklearn")
+        make = fastgd.MiniBatchRegressor if entry == "regressor" else fastgd.MiniBatchClassifier
+        got = make(backend=backend, epochs=2, random_state=0).fit(X, y)
+        want = make(backend=backend, epochs=2, random_state=0).fit(plain, y)
+        np.testing.assert_allclose(got.coef_, want.coef_, rtol=1e-4, atol=1e-6)
+        assert got.predict(X).shape == (45,)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_pd_NA_in_a_nullable_column_is_refused_as_NaN_naming_the_column(backend, entry):
+    pd = pytest.importorskip("pandas")
+    n = pd.array(np.arange(45) % 5, dtype="Int64")
+    n[3] = pd.NA
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X contains NaN (the first at row 3, column 2 ('n'))")):
+        _fit_by(entry, backend, _frame(n=n), _targets(entry, 45))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_NaN_in_a_DataFrame_names_the_column(backend, entry):
+    X = _frame(c=with_value(X_OK[:, 2], 7, np.nan))
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X contains NaN (the first at row 7, column 2 ('c'))")):
+        _fit_by(entry, backend, X, _targets(entry, 45))
