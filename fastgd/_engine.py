@@ -93,7 +93,11 @@ def fit(
           strided view) is copied once to C order, keeping its dtype;
         - integer X (and float16 or longdouble) is converted to a float64
           copy;
-        - bool, complex, object and string X are refused (TypeError).
+        - bool, complex, object and string X are refused (TypeError);
+        - a pandas DataFrame converts as its array does, column by column:
+          nullable numeric columns (``Int64``, ``Float64``, ...) make it a
+          float64 copy, ``pd.NA`` refused as NaN is; a column of any other
+          non-numeric dtype is refused naming it (TypeError).
 
         ``allow_copy=False`` raises instead of making any of these copies.
 

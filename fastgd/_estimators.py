@@ -36,6 +36,7 @@ from ._validation import (
     check_no_copy,
     check_validation_split,
     check_X,
+    check_X_before_validate_data,
     check_y,
 )
 
@@ -184,11 +185,16 @@ class _MiniBatchBase(BaseEstimator):
             check_no_copy("X", X, self._trainers[0].P.dtype if continuing else None)
         shadow = object.__new__(type(self))
         vars(shadow).update(vars(self))
+        columns = list(X.columns) if hasattr(X, "columns") else None
+        X = check_X_before_validate_data(
+            X, self._trainers[0].P.dtype if continuing else None
+        )
         X, y = validate_data(
             shadow, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
             accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,
         )  # fmt: skip
-        X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None)
+        X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None,
+                    columns=columns)  # fmt: skip
         codes = shadow._encode_y(y, classes, first=not continuing)
         loss, n_outputs, one_vs_rest = shadow._engine_setup()
         # log_loss with more than two classes is the engine's multinomial.

@@ -179,7 +179,42 @@ def check_validation_split(n_validation, n_samples, validation_fraction):
         )
 
 
-def _assert_all_finite(a, name):
+def _cast(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype``; an overflow is reported later."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _refuse_overflow(name, value, at, dtype, hint):
+    dtype = np.dtype(dtype)
+    raise ValueError(
+        f"Input {name} holds values that do not fit {dtype}: {str(value)} (the first, at "
+        f"{at}) overflows {dtype}, whose largest finite value is "
+        f"{float(np.finfo(dtype).max):.7g}. {name} is finite; its cast to {dtype} for "
+        f"training is what overflowed. {hint}"
+    )
+
+
+def _overflow_hint(name, dtype):
+    if name == "y" and np.dtype(dtype) == np.float32:
+        return "Rescale y, or pass X as float64 to train in float64."
+    return f"Rescale {name} before fitting."
+
+
+def _column(where, columns):
+    """``column 1``, or ``column 1 ('n')`` for a DataFrame's column labels."""
+    if columns is None or where >= len(columns):
+        return f"column {where}"
+    return f"column {where} ({columns[where]!r})"
+
+
+def _assert_all_finite(a, name, source=None, columns=None):
+    """Refuse NaN and infinity in ``a``, the first located by row and column.
+
+    ``source`` is the array ``a`` was cast from (same shape), if any: a value
+    finite there and not in ``a`` is reported as the cast's overflow.
+    ``columns`` are the labels of the DataFrame ``a`` came from, if any.
+    """
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.
     if np.isfinite(np.sum(a, dtype=np.float64)):
@@ -191,7 +226,11 @@ def _assert_all_finite(a, name):
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             what = "NaN" if np.isnan(block[where]) else "infinity"
             row = start + where[0]
-            at = f"row {row}, column {where[1]}" if a.ndim == 2 else f"index {row}"
+            at = f"row {row}, {_column(where[1], columns)}" if a.ndim == 2 else f"index {row}"
+            if source is not None:
+                original = source[(row,) + where[1:]]
+                if np.isfinite(original):
+                    _refuse_overflow(name, original, at, a.dtype, _overflow_hint(name, a.dtype))
             # scikit-learn's wording first: it is what users search for.
             raise ValueError(
                 f"Input {name} contains {what} (the first at {at}). Remove or "
@@ -246,12 +285,87 @@ def check_no_copy(name, array, dtype=None):
         _refuse_copy(name, reason, dtype)
 
 
+def _refuse_ragged(X, numpy_message):
+    """Raise the ValueError of a nested sequence X whose rows differ in length."""
+    lengths = [len(row) if hasattr(row, "__len__") else None for row in X]
+    first = lengths[0]
+    odd = next((i for i, n in enumerate(lengths) if n != first), None)
+    if odd is None:
+        detail = numpy_message
+    else:
+        def has(n):
+            if n is None:
+                return "a single number, not a sequence"
+            return f"{n} value" + ("" if n == 1 else "s")
+
+        differ = sum(n != first for n in lengths)
+        detail = (
+            f"row 0 has {has(first)} but row {odd} has {has(lengths[odd])} "
+            f"({differ} of the {len(lengths)} rows differ from row 0)"
+        )
+    raise ValueError(
+        f"X must be of shape (n_samples, n_features), but it is a ragged nested "
+        f"sequence: {detail}. Give every row of X the same number of values."
+    )
+
+
+def _is_ragged(X):
+    """Whether the list or tuple X holds rows of different lengths (no copy made)."""
+    if not isinstance(X, (list, tuple)) or not X or not hasattr(X[0], "__len__"):
+        return False
+    first = len(X[0])
+    return any(not hasattr(row, "__len__") or len(row) != first for row in X)
+
+
+def _is_frame(X):
+    """Whether X is a pandas DataFrame (never imports pandas)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
+def _refuse_column(frame, position, error):
+    label, dtype = frame.columns[position], frame.dtypes.iloc[position]
+    try:
+        np.asarray(frame.iloc[:, position], dtype=np.float64)
+        detail = ""
+    except (TypeError, ValueError) as exc:
+        detail = f": {exc}"
+    raise error(
+        f"X must hold real numbers; column {label!r} (column {position}) of the "
+        f"DataFrame X has dtype {dtype}{detail}. Encode, convert or drop that column, "
+        f"e.g. X[{label!r}].astype(np.float64)."
+    )
+
+
+def _frame_to_array(frame):
+    """The DataFrame X as an array, each column checked: the rule of ``fastgd.fit``.
+
+    Numeric NumPy columns convert as NumPy converts them (no copy for one
+    float dtype); pandas' nullable numeric columns (``Int64``, ``Float64``,
+    ...) make it a float64 copy, ``pd.NA`` becoming NaN (refused as NaN is,
+    as scikit-learn does); any other column is refused (TypeError), named.
+    """
+    types = sys.modules["pandas"].api.types
+    nullable = False
+    for position, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
+            continue
+        if (not isinstance(dtype, np.dtype) and types.is_numeric_dtype(dtype)
+                and not types.is_bool_dtype(dtype)):  # fmt: skip
+            nullable = True
+            continue
+        _refuse_column(frame, position, TypeError)
+    if nullable:
+        return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(frame)
+
+
 def training_dtype(X):
     """The float dtype X trains in: its own if float32/float64, else float64."""
     return X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
 
 
-def check_X(X, *, dtype=None, allow_copy=True):
+def check_X(X, *, dtype=None, allow_copy=True, columns=None):
     """Return X as a C-contiguous float32 or float64 2-D array.
 
     The conversion rule, applied once:
@@ -268,6 +382,13 @@ def check_X(X, *, dtype=None, allow_copy=True):
     why one would be needed. ``dtype`` forces the float dtype (used to
     predict with a model's own dtype). X is never written to.
 
+    A pandas DataFrame is checked column by column (a column that is not
+    numeric is named; nullable numeric columns such as ``Int64`` become
+    float64, ``pd.NA`` being refused as NaN is, naming its column).
+    ``columns`` names the columns in messages where X is no longer the
+    DataFrame it came from. A ragged nested sequence is a ValueError naming
+    the rows whose lengths differ.
+
     A ``scipy.sparse`` matrix or array follows the rule of
     :func:`check_sparse_X` and comes back as CSR.
     """
@@ -279,7 +400,16 @@ def check_X(X, *, dtype=None, allow_copy=True):
             f"got {type(X).__name__}."
         )
     given = X
-    X = np.asarray(X)
+    if _is_frame(X):
+        columns = list(X.columns) if columns is None else columns
+        X = _frame_to_array(X)
+    else:
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            _refuse_ragged(given, str(exc))
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2D array for X, got a {X.ndim}D array of shape {X.shape}. "
@@ -309,8 +439,38 @@ def check_X(X, *, dtype=None, allow_copy=True):
         reason = _copy_reason(given, X, dtype)
         if reason is not None:
             _refuse_copy("X", reason, dtype)
-    X = np.ascontiguousarray(X, dtype=dtype)
-    _assert_all_finite(X, "X")
+    source = X
+    X = _cast(X, dtype)
+    _assert_all_finite(
+        X, "X", source=None if X.dtype == source.dtype else source, columns=columns
+    )
+    return X
+
+
+def check_X_before_validate_data(X, dtype=None):
+    """Return X, checked for what scikit-learn's ``validate_data`` would misreport.
+
+    The estimators call it first. A float X wider than float64 (longdouble)
+    goes through :func:`check_X` here, so that an overflow of its cast is
+    named as one, and it trains in float64 as in ``fastgd.fit``. A ragged
+    nested sequence and a DataFrame column that cannot be converted to
+    float are refused naming X and the row or column (ValueError, as
+    scikit-learn's own).
+    """
+    if _is_ragged(X):
+        _refuse_ragged(X, "")
+    if _is_frame(X):
+        types = sys.modules["pandas"].api.types
+        for position, dtype in enumerate(X.dtypes):
+            if types.is_object_dtype(dtype) or types.is_string_dtype(dtype):
+                try:
+                    np.asarray(X.iloc[:, position], dtype=np.float64)
+                except (TypeError, ValueError):
+                    _refuse_column(X, position, ValueError)
+    if (is_sparse(X) or isinstance(X, np.ndarray)) and (
+        X.dtype.kind == "f" and X.dtype not in FLOAT_DTYPES and X.dtype.itemsize > 8
+    ):
+        return check_X(X, dtype=dtype)
     return X
 
 
@@ -354,18 +514,24 @@ def _refuse_sparse_copy(name, reason, dtype):
     )
 
 
-def _assert_all_finite_sparse(X, name):
-    """The dense rule on the stored values of a CSR ``X``, naming row and column."""
+def _assert_all_finite_sparse(X, name, source=None):
+    """The dense rule on the stored values of a CSR ``X``, naming row and column.
+
+    ``source`` is the stored-values array ``X.data`` was cast from, if any
+    (same order): a value finite there is reported as the cast's overflow.
+    """
     data = X.data[: X.indptr[-1]]
     if np.isfinite(np.sum(data, dtype=np.float64)):
         return
     first = int(np.flatnonzero(~np.isfinite(data))[0])
     what = "NaN" if np.isnan(data[first]) else "infinity"
     row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+    at = f"row {row}, column {int(X.indices[first])}"
+    if source is not None and np.isfinite(source[first]):
+        _refuse_overflow(name, source[first], at, X.dtype, _overflow_hint(name, X.dtype))
     raise ValueError(
-        f"Input {name} contains {what} (the first at row {row}, column "
-        f"{int(X.indices[first])}). Remove or impute the non-finite values of "
-        f"{name} before fitting."
+        f"Input {name} contains {what} (the first at {at}). Remove or impute the "
+        f"non-finite values of {name} before fitting."
     )
 
 
@@ -436,13 +602,17 @@ def check_sparse_X(X, *, dtype=None, allow_copy=True):
             )
     dtype = training_dtype(X) if dtype is None else np.dtype(dtype)
     reason = _sparse_copy_reason(X, dtype)
+    source = None
     if reason is not None:
         if not allow_copy:
             _refuse_sparse_copy("X", reason, dtype)
         if X.format != "csr":
             X = X.tocsr()
         if X.dtype != dtype:
-            X = X.astype(dtype)
+            # The stored values before the cast, in the same order as after it.
+            source = X.data
+            with np.errstate(over="ignore", invalid="ignore"):
+                X = X.astype(dtype)
         if _sparse_copy_reason(X, dtype) is not None:
             index = np.int64
             X = type(X)(
@@ -451,8 +621,25 @@ def check_sparse_X(X, *, dtype=None, allow_copy=True):
                 shape=X.shape,
             )  # fmt: skip
     _check_csr_structure(X)
-    _assert_all_finite_sparse(X, "X")
+    _assert_all_finite_sparse(X, "X", source=source)
     return X
+
+
+def _refuse_class_code(y, high, n_samples):
+    """Refuse a multinomial y whose largest code means more classes than rows.
+
+    Without ``n_classes`` the class count is ``max(y) + 1``, one row of
+    parameters each: a code of n_samples or more leaves classes without a
+    single sample, and a stray large code would allocate without bound.
+    """
+    row = int(np.argmax(y))
+    raise ValueError(
+        f"loss='multinomial' takes its number of classes from y as max(y) + 1; the "
+        f"class code {int(high)} (row {row}) would mean {int(high) + 1} classes, more "
+        f"than the {n_samples} rows of y, so most classes would have no sample. Use "
+        "codes 0..K-1 (np.unique(y, return_inverse=True)[1] gives them), or pass "
+        "n_classes=K if y is one chunk of a larger problem."
+    )
 
 
 def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
@@ -462,7 +649,8 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     For the classification losses y holds class codes (integers, integral
     floats, or bools for 0/1): 0/1 for log_loss and hinge, 0..n_classes-1 for
     multinomial. Without ``n_classes`` y must show at least two classes and
-    multinomial has ``max(y) + 1`` of them; with it (2 for log_loss and hinge)
+    multinomial has ``max(y) + 1`` of them, at most one per row of y (a larger
+    code is refused before anything is allocated); with it (2 for log_loss and hinge)
     a chunk of y may lack some. With ``allow_copy=False`` a y that is not
     already a C-contiguous array of ``dtype`` raises instead of being copied.
     y is never written to.
@@ -498,6 +686,8 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
             )
         low, high = y.min(), y.max()
         if loss == "multinomial":
+            if n_classes is None and high >= n_samples:
+                _refuse_class_code(y, high, n_samples)
             n_outputs = int(high) + 1 if n_classes is None else check_int(
                 "n_classes", n_classes, 2
             )
@@ -532,7 +722,12 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
         reason = _copy_reason(given, y, dtype)
         if reason is not None:
             _refuse_copy("y", reason, dtype)
-    return np.ascontiguousarray(y, dtype=dtype), n_outputs
+    # y was finite; its cast to X's dtype may not be (y = 1e39 for float32).
+    source = y
+    y = _cast(y, dtype)
+    if y.dtype != source.dtype:
+        _assert_all_finite(y, "y", source=source)
+    return y, n_outputs
 
 
 def check_fit_settings(*, n_samples, **settings):

@@ -80,6 +80,15 @@ BAD_DATA = [
     ("non_integer_codes_for_multinomial", dict(loss="multinomial", y=with_value(CODES_OK, 0, 1.5)),
      ValueError, "loss='multinomial' needs integer class codes in y; got non-integer values "
      "such as 1.5"),
+    # max(y) + 1 classes for multinomial: a stray code must not allocate 36 TiB.
+    ("huge_class_code", dict(loss="multinomial", y=with_value(CODES_OK, 7, 10**12)), ValueError,
+     re.escape("class code 1000000000000 (row 7) would mean 1000000000001 classes, more "
+               "than the 45 rows of y")),
+    ("huge_int_class_code", dict(loss="multinomial",
+                                 y=with_value(CODES_OK, 9, 2**62).astype(np.int64)),
+     ValueError, re.escape(f"class code {2**62} (row 9) would mean {2**62 + 1} classes")),
+    ("class_code_equal_to_n_rows", dict(loss="multinomial", y=with_value(CODES_OK, 0, 45)),
+     ValueError, re.escape("class code 45 (row 0) would mean 46 classes, more than the 45 rows")),
     ("n_classes_1", dict(loss="multinomial", n_classes=1, y=np.zeros(45)), ValueError,
      "n_classes"),
     ("n_classes_3_for_log_loss", dict(loss="log_loss", n_classes=3, y=CODES_OK), ValueError,
@@ -427,3 +436,148 @@ def test_estimators_reject_one_class_and_unknown_predict_shapes(backend):
     with pytest.raises(ValueError, match=(
             f"X has 3 features, but MiniBatchClassifier is expecting {N_FEATURES} features")):
         classifier.predict(X_OK[:, :3])
+
+
+# --- values that fit their own dtype but not the one training casts them to -------------
+
+def _layouts(X):
+    sparse = pytest.importorskip("scipy.sparse")
+    return {"dense": X, "csr": sparse.csr_array(X)}
+
+
+def _fit_by(entry, backend, X, y, loss="squared_error"):
+    if entry == "fit":
+        return fastgd.fit(X, y, loss=loss, backend=backend, epochs=1)
+    pytest.importorskip("sklearn")
+    if entry == "regressor":
+        return fastgd.MiniBatchRegressor(backend=backend, epochs=1).fit(X, y)
+    return fastgd.MiniBatchClassifier(backend=backend, epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("entry", ["fit", "regressor"])
+def test_y_beyond_float32_is_named_as_an_overflow_of_the_cast(backend, entry, layout):
+    X = _layouts(X_OK.astype(np.float32))[layout]
+    y = with_value(Y_OK, 4, 1e39)
+    with pytest.raises(ValueError, match=re.escape(
+            "Input y holds values that do not fit float32: 1e+39 (the first, at index 4) "
+            "overflows float32")):
+        _fit_by(entry, backend, X, y)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("entry", ["fit", "regressor", "classifier"])
+def test_longdouble_X_beyond_float64_is_named_as_an_overflow_of_the_cast(backend, entry, layout):
+    if np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("longdouble is float64 here")
+    X = X_OK.astype(np.longdouble)
+    X[2, 1] = np.longdouble(1e300) * np.longdouble(1e100)
+    X = _layouts(X)[layout]
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X holds values that do not fit float64: 1.0000000000000000684e+400 "
+            "(the first, at row 2, column 1) overflows float64")):
+        _fit_by(entry, backend, X, Y_OK if entry != "classifier" else CODES_OK, "squared_error")
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_longdouble_infinity_is_still_infinity(backend, layout):
+    X = _layouts(with_value(X_OK, (2, 1), np.inf).astype(np.longdouble))[layout]
+    with pytest.raises(ValueError, match=re.escape("Input X contains infinity (the first at "
+                                                   "row 2, column 1)")):
+        _fit_by("fit", backend, X, Y_OK)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_float64_X_beyond_a_float32_model_is_named_as_an_overflow(backend, layout):
+    pytest.importorskip("sklearn")
+    model = fastgd.MiniBatchRegressor(backend=backend, epochs=1).fit(
+        X_OK.astype(np.float32), Y_OK)
+    X = _layouts(with_value(X_OK, (5, 0), -1e39))[layout]
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X holds values that do not fit float32: -1e+39 (the first, at row 5, "
+            "column 0) overflows float32")):
+        model.partial_fit(X, Y_OK)
+
+
+# --- lists and DataFrames: the message names X and the row or column at fault ------------
+
+ENTRIES = ["fit", "regressor", "classifier"]
+
+
+def _targets(entry, n):
+    return CODES_OK[:n] if entry == "classifier" else Y_OK[:n]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_ragged_list_is_refused_naming_X_and_the_rows(backend, entry):
+    X = X_OK[:6].tolist()
+    X[1] = X[1][:1]
+    X[4] = X[4][:2]
+    with pytest.raises(ValueError, match=re.escape(
+            "X must be of shape (n_samples, n_features), but it is a ragged nested "
+            f"sequence: row 0 has {N_FEATURES} values but row 1 has 1 value (2 of the 6 rows "
+            "differ from row 0)")):
+        _fit_by(entry, backend, X, _targets(entry, 6))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_row_that_is_a_number_is_named(backend, entry):
+    X = X_OK[:6].tolist()
+    X[3] = 1.0
+    with pytest.raises(ValueError, match="ragged nested sequence: .* but row 3 has a single "
+                                         "number, not a sequence"):
+        _fit_by(entry, backend, X, _targets(entry, 6))
+
+
+def _frame(**columns):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame({"a": X_OK[:, 0], "b": X_OK[:, 1], **columns})
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_string_column_is_named(backend, entry):
+    X = _frame(u=["u"] * 45)
+    error = TypeError if entry == "fit" else ValueError
+    with pytest.raises(error, match=re.escape("column 'u' (column 2) of the DataFrame X has "
+                                              "dtype ") + ".*: could not convert string to "
+                                              "float: 'u'"):
+        _fit_by(entry, backend, X, _targets(entry, 45))
+
+
+def test_nullable_integer_columns_train_as_their_float64_values(backend):
+    pd = pytest.importorskip("pandas")
+    X = _frame(n=pd.array(np.arange(45) % 5, dtype="Int64"),
+               f=pd.array(X_OK[:, 2], dtype="Float64"))  # fmt: skip
+    plain = X.to_numpy(dtype=np.float64)
+    for entry in ENTRIES:
+        loss = "log_loss" if entry == "classifier" else "squared_error"
+        y = _targets(entry, 45)
+        if entry == "fit":
+            got = fastgd.fit(X, y, loss=loss, backend=backend, epochs=2, random_state=0)
+            want = fastgd.fit(plain, y, loss=loss, backend=backend, epochs=2, random_state=0)
+            np.testing.assert_array_equal(got.coef, want.coef)
+            continue
+        pytest.importorskip("sklearn")
+        make = fastgd.MiniBatchRegressor if entry == "regressor" else fastgd.MiniBatchClassifier
+        got = make(backend=backend, epochs=2, random_state=0).fit(X, y)
+        want = make(backend=backend, epochs=2, random_state=0).fit(plain, y)
+        np.testing.assert_allclose(got.coef_, want.coef_, rtol=1e-4, atol=1e-6)
+        assert got.predict(X).shape == (45,)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_pd_NA_in_a_nullable_column_is_refused_as_NaN_naming_the_column(backend, entry):
+    pd = pytest.importorskip("pandas")
+    n = pd.array(np.arange(45) % 5, dtype="Int64")
+    n[3] = pd.NA
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X contains NaN (the first at row 3, column 2 ('n'))")):
+        _fit_by(entry, backend, _frame(n=n), _targets(entry, 45))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_NaN_in_a_DataFrame_names_the_column(backend, entry):
+    X = _frame(c=with_value(X_OK[:, 2], 7, np.nan))
+    with pytest.raises(ValueError, match=re.escape(
+            "Input X contains NaN (the first at row 7, column 2 ('c'))")):
+        _fit_by(entry, backend, X, _targets(entry, 45))
