@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import ExecutionConfig, KernelConfig
+from ._config import ExecutionConfig
 from ._errors import DivergenceError
 from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
@@ -27,7 +27,7 @@ from ._settings import (
     row_order,
     settings_from,
 )
-from ._state import RowOrder, TrainState, draw_seed
+from ._state import RowOrder, TrainState
 # Where the bench and the tests have always imported them from.
 from ._state import row_order_dtype, shuffled_batches  # noqa: F401
 from ._validation import check_X, check_y
@@ -181,8 +181,9 @@ def fit(
         )
     except (KeyboardInterrupt, CallbackReturnError) as exc:
         exc.result = result
-        add_note(exc, f"fastgd.fit was interrupted after {result.n_epochs} completed "
-                      "epoch(s); their fit is on exc.result.")  # fmt: skip
+        how = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+        add_note(exc, f"fastgd.fit {how} after {result.n_epochs} completed epoch(s); "
+                      "their fit is on exc.result.")  # fmt: skip
         raise
     return result
 
@@ -636,14 +637,10 @@ class Trainer:
         # stays out of the pickle.
         state = self.__dict__.copy()
         state.pop("_kernels", None)
-        state.pop("kernels", None)
         del state["_orders"]
         return state
 
     def __setstate__(self, state):
-        if "train_state" not in state:
-            _upgrade_pickled_trainer(state)
-        state.pop("kernels", None)
         self.__dict__.update(state)
         self._orders = RowOrder()
 
@@ -657,29 +654,3 @@ class Trainer:
         else:
             result.coef = P[:, :-1].copy()
             result.intercept = P[:, -1].copy()
-
-
-def _upgrade_pickled_trainer(state):
-    """Turn the ``__dict__`` of a Trainer pickled before TrainState into today's.
-
-    Such a Trainer kept its parameters, optimizer state and row-order
-    generator as attributes; the generator gives the new state its seed.
-    """
-    result = state["result"]
-    state["train_state"] = TrainState(
-        P=state.pop("P"), optimizer_state=state.pop("state"), n_epochs=result.n_epochs,
-        n_updates=result.n_updates, seed=draw_seed(state.pop("rng")),
-    )  # fmt: skip
-    result.state = state["train_state"]
-    # Its cfg may be the combined record of then (KernelConfig's fields, then
-    # the execution's): the execution becomes the ExecutionConfig of today.
-    cfg = state["cfg"]
-    defaults = ExecutionConfig()
-    state.setdefault("run", ExecutionConfig(
-        n_threads=getattr(cfg, "n_threads", defaults.n_threads),
-        hogwild=getattr(cfg, "hogwild", defaults.hogwild),
-        sparse_update=getattr(cfg, "sparse_update", defaults.sparse_update),
-    ))  # fmt: skip
-    state["cfg"] = KernelConfig(*cfg[: len(KernelConfig._fields)])
-    for name in ("_order", "_order_moved", "_rows"):
-        state.pop(name, None)

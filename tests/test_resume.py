@@ -350,24 +350,3 @@ def test_a_state_pickle_and_an_estimator_pickle_do_not_grow_with_n_samples():
         sizes.append((len(pickle.dumps(state)), len(pickle.dumps(model))))
     assert sizes[0] == sizes[1]
     assert sizes[1][1] < 5000  # n_samples int32 indices alone would be 20 000 bytes
-
-
-def test_a_trainer_pickled_before_train_state_loads_and_trains_on():
-    """An estimator pickled by an older fastgd (parameters, state and RNG on its Trainer)."""
-    X, y = problem("fit")
-    given = settings("fit", "numpy", True)
-    trainer, X, y = fit_trainer(X, y, None, **given)
-    trainer.epoch(X, y)
-    old = trainer.__getstate__()
-    state = old.pop("train_state")
-    del old["run"], old["result"].__dict__["state"]
-    old.update(P=state.P, state=state.optimizer_state, rng=np.random.default_rng(0),
-               _order=None, _order_moved=False, _rows=None)  # fmt: skip
-    loaded = pickle.loads(pickle.dumps(old))
-    revived = Trainer.__new__(Trainer)
-    revived.__setstate__(loaded)
-    assert revived.result.state is revived.train_state
-    np.testing.assert_array_equal(revived.P, trainer.P, strict=True)
-    assert (revived.train_state.n_epochs, revived.train_state.n_updates) == (1, 7)
-    revived.epoch(X, y)
-    assert revived.result.n_epochs == 2 and np.isfinite(revived.P).all()
