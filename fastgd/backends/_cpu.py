@@ -11,6 +11,7 @@ CPU backend's module, over that backend's kernel modules.
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -106,9 +107,13 @@ def define_contract(namespace, dense, sparse):
         return sparse.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg)
 
     def apply_update(P, G, state, cfg, lr, t):
-        """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``."""
+        """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``.
+
+        Returns whether every parameter and moment is finite after it.
+        """
         # A float64 copy: the kernel adds the L2 term to its G in place.
-        dense.update_parameters(P, np.array(G, dtype=np.float64, order="C"), state, cfg, lr, t)
+        G = np.array(G, dtype=np.float64, order="C")
+        return math.isfinite(dense.update_parameters(P, G, state, cfg, lr, t))
 
     functions = (run_epoch, run_epoch_sparse, batch_gradient, batch_gradient_sparse, apply_update)
     for function in functions:
