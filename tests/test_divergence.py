@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 import fastgd
+import fastgd.backends
+from support import REFERENCE_BACKEND
 
 DIVERGING = dict(lr=10.0, epochs=20, batch_size=32, random_state=0)
 
@@ -143,3 +145,122 @@ def test_one_vs_rest_rolls_every_model_back_when_one_diverges(monkeypatch, backe
     monkeypatch.undo()
     assert [trainer.result.n_epochs for trainer in model._trainers] == [2, 2, 2]
     assert_same_model(model, Classifier(epochs=2, **settings).fit(X, y))
+
+
+# --- what the arithmetic hides: every backend sees the same divergence -----------
+# The reference defines it (``_reference.run_epoch``): a batch whose loss is
+# not finite, or whose update leaves a parameter or an optimizer moment that is
+# not. Adam's second moment overflowing to inf makes every step 0 with the
+# parameters finite; a soft-threshold could turn a NaN weight into 0; Numba's
+# own math.isfinite of a sum is folded to True under fast-math. Each hid a
+# divergence on one backend and not on the others.
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+# Scales at which the first batches overflow a moment or a parameter of the
+# dtype: squared gradients of float64 data scaled by 1e160 pass 1e308, and
+# float32 moments overflow past 3.4e38.
+HUGE = {np.dtype(np.float64): 1e160, np.dtype(np.float32): 1e15}
+
+
+def huge_problem(dtype, layout, n=64, scale=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, (n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    X = (X * (HUGE[np.dtype(dtype)] if scale is None else scale)).astype(dtype)
+    if layout == "csr":
+        scipy_sparse = pytest.importorskip("scipy.sparse")
+        X = scipy_sparse.csr_array(X)
+    return X, y.astype(dtype)
+
+
+def divergence_on_every_backend(X, y, **settings):
+    """``{backend: (epoch, batch)}`` of the DivergenceError each backend raises, or "finished"."""
+    outcomes = {}
+    for name in fastgd.available_backends():
+        try:
+            with np.errstate(all="ignore"):
+                fastgd.fit(X, y, backend=name, epochs=3, random_state=0, **settings)
+        except fastgd.DivergenceError as err:
+            outcomes[name] = (err.epoch, err.batch)
+        else:
+            outcomes[name] = "finished"
+    return outcomes
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1"])
+@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_an_overflowing_moment_or_parameter_is_divergence_on_every_backend(
+    optimizer, layout, batch_size, penalty, dtype
+):
+    X, y = huge_problem(dtype, layout)
+    outcomes = divergence_on_every_backend(
+        X, y, optimizer=optimizer, batch_size=batch_size, penalty=penalty, alpha=1e-4, lr=0.01
+    )
+    reference = outcomes[REFERENCE_BACKEND]
+    assert reference != "finished", outcomes
+    assert set(outcomes.values()) == {reference}, outcomes
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "rmsprop", "adam", "adamw"])
+def test_a_second_moment_at_infinity_is_seen_although_the_step_is_zero(backend, optimizer):
+    # v = inf makes m / (sqrt(v) + eps) exactly 0: the parameters stay
+    # finite (and unchanged), only the moment shows what happened.
+    from support import kernel_config
+
+    kernels = fastgd.backends.get_backend(backend)
+    cfg = kernel_config("squared_error", optimizer=OPTIMIZERS.index(optimizer), batch_size=4)
+    P = np.zeros((1, 4))
+    state = np.zeros((2, 1, 4))
+    G = np.array([[1e200, -1e200, 1e200, 0.5]])
+    with np.errstate(all="ignore"):
+        finite = kernels.apply_update(P, G, state, cfg, 0.01, 1)
+    assert not np.isfinite(state).all()
+    assert finite is False
+
+
+def test_a_nan_weight_stays_nan_through_the_l1_threshold(backend):
+    from support import kernel_config
+
+    kernels = fastgd.backends.get_backend(backend)
+    for optimizer in (0, OPTIMIZERS.index("adam")):  # sgd_step's threshold and update_output's
+        cfg = kernel_config("squared_error", optimizer=optimizer, batch_size=4, l1=0.1)
+        P = np.array([[np.nan, 0.01, -0.01, 0.0]])
+        state = np.zeros((2, 1, 4))
+        with np.errstate(all="ignore"):
+            finite = kernels.apply_update(P, np.zeros((1, 4)), state, cfg, 1.0, 1)
+        assert np.isnan(P[0, 0]) and finite is False, (optimizer, P)
+        assert P[0, 1] == 0.0 and P[0, 2] == 0.0  # inside the threshold: exactly 0
+
+
+def test_a_finite_update_reports_finite(backend):
+    from support import kernel_config
+
+    kernels = fastgd.backends.get_backend(backend)
+    cfg = kernel_config("squared_error", optimizer=OPTIMIZERS.index("adam"), batch_size=4, l1=0.1)
+    P, state = np.ones((1, 4)), np.zeros((2, 1, 4))
+    assert kernels.apply_update(P, np.ones((1, 4)), state, cfg, 0.01, 1) is True
+
+
+def test_a_loss_that_overflows_at_batch_size_one_stops_there_on_every_backend(dtype):
+    # The fused batch-1 SGD step: its loss is a sum, whose finiteness Numba's
+    # math.isfinite would have folded to True.
+    X, y = huge_problem(dtype, "dense", scale=1e100 if dtype == np.float64 else 1e12)
+    outcomes = divergence_on_every_backend(X, y, batch_size=1, lr=0.01)
+    assert outcomes[REFERENCE_BACKEND] != "finished"
+    assert set(outcomes.values()) == {outcomes[REFERENCE_BACKEND]}, outcomes
+
+
+def test_the_compiled_finiteness_check_sees_a_sum_that_overflowed():
+    numba_kernels = pytest.importorskip("fastgd.backends._numba")
+    from numba import njit
+
+    @njit(fastmath=numba_kernels.FASTMATH)
+    def finite_sum(a, b):
+        return numba_kernels.is_finite(a + b), numba_kernels.finite_probe(a + b)
+
+    assert finite_sum(1.0, 2.0) == (True, 0.0)
+    for a, b in [(np.inf, 0.0), (1e308, 1e308), (np.nan, 1.0), (-np.inf, 1.0)]:
+        finite, probe = finite_sum(a, b)
+        assert not finite and np.isnan(probe), (a, b)

@@ -26,8 +26,9 @@ kernels never use bitwise not). Then both sides go through the same
 rewrites, each exact for the numbers the kernels handle:
 
 - ``math.exp`` and the other ``math.`` names as libc's ``exp``; libc's ``NAN``
-  as ``math.nan``; ``fabs`` as
-  ``abs``; ``pow(a, b)`` as ``a ** b``; ``int(x)`` (a cast) as ``x``;
+  as ``math.nan``; ``fabs`` as ``abs``; ``pow(a, b)`` as ``a ** b``; the
+  casts ``int(x)`` and ``np.float64(x)`` (Numba's widening of a float32,
+  as Cython's ``<double>x``) as ``x``;
 - ``max(a, b)`` as Python defines it, ``b if b > a else a`` (which keeps a
   NaN where the Cython kernel spells it out so);
 - ``a > b`` as ``b < a`` and ``a >= b`` as ``b <= a``;
@@ -413,7 +414,8 @@ class Normalise(ast.NodeTransformer):
         args = node.args
         if name == "pow" and len(args) == 2 and not node.keywords:
             return ast.copy_location(ast.BinOp(args[0], ast.Pow(), args[1]), node)
-        if name == "int" and len(args) == 1 and not node.keywords:
+        widening = ast.unparse(node.func) == "np.float64"
+        if (name == "int" or widening) and len(args) == 1 and not node.keywords:
             return args[0]
         if name == "max" and len(args) == 2 and not node.keywords:
             first, second = args

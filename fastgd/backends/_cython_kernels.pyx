@@ -211,6 +211,11 @@ cdef inline bint is_finite(double x) noexcept nogil:
     return fabs(x) <= DBL_MAX
 
 
+cdef inline double finite_probe(double x) noexcept nogil:
+    """0.0 for a finite ``x``, NaN for an infinite or NaN one (see ``_numba.finite_probe``)."""
+    return 0.0 if is_finite(x) else NAN
+
+
 # --- losses: value and derivative with respect to the prediction p ----------
 # Numba's ``max(x, 0.0)`` is Python's max, ``0.0 if 0.0 > x else x``; it is
 # written out so, which keeps a NaN loss NaN as in the Numba kernel.
@@ -277,12 +282,17 @@ cdef inline double hinge_dloss(double p, double y) noexcept nogil:
 
 
 cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double[::1] g) noexcept nogil:
-    """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz."""
+    """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz.
+
+    NaN where a score is not finite (see ``loss_and_derivative``).
+    """
     cdef Py_ssize_t k
     cdef double top = z[0]
     cdef double total
+    cdef double probe = finite_probe(z[0])
     for k in range(1, z.shape[0]):
         top = z[k] if z[k] > top else top
+        probe += finite_probe(z[k])
     total = 0.0
     for k in range(z.shape[0]):
         g[k] = exp(z[k] - top)
@@ -290,7 +300,7 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     for k in range(z.shape[0]):
         g[k] /= total
     g[code] -= 1.0
-    return log(total) + top - z[code]
+    return log(total) + top - z[code] + probe
 
 
 cdef inline double loss_and_derivative(int loss, double p, double y, double epsilon, double *dloss) noexcept nogil:
@@ -300,19 +310,25 @@ cdef inline double loss_and_derivative(int loss, double p, double y, double epsi
     epoch loop keeps both in registers, which an array of one score per
     output would not allow (it measured 1.5x slower in the Numba kernel).
     """
+    cdef double value
     if loss == LOSS_HUBER:
         dloss[0] = huber_dloss(p, y, epsilon)
-        return huber_loss(p, y, epsilon)
-    if loss == LOSS_EPSILON_INSENSITIVE:
+        value = huber_loss(p, y, epsilon)
+    elif loss == LOSS_EPSILON_INSENSITIVE:
         dloss[0] = epsilon_insensitive_dloss(p, y, epsilon)
-        return epsilon_insensitive_loss(p, y, epsilon)
-    if loss == LOSS_LOG:
-        return log_loss_and_derivative(p, y, dloss)
-    if loss == LOSS_HINGE:
+        value = epsilon_insensitive_loss(p, y, epsilon)
+    elif loss == LOSS_LOG:
+        value = log_loss_and_derivative(p, y, dloss)
+    elif loss == LOSS_HINGE:
         dloss[0] = hinge_dloss(p, y)
-        return hinge_loss(p, y)
-    dloss[0] = squared_error_dloss(p, y)
-    return squared_error_loss(p, y)
+        value = hinge_loss(p, y)
+    else:
+        dloss[0] = squared_error_dloss(p, y)
+        value = squared_error_loss(p, y)
+    # A score that is not finite is divergence whatever the loss makes of
+    # it: the hinge and log losses of an infinite score are finite (0), and
+    # their gradient 0, which would stop learning without a word.
+    return value + finite_probe(p)
 
 
 # --- one row: prediction and gradient accumulation ---------------------------
@@ -326,7 +342,7 @@ cdef inline double row_score(const floating[:, ::1] X, Py_ssize_t i, const float
     cdef Py_ssize_t j
     cdef double acc = 0.0
     for j in range(d):
-        acc += X[i, j] * p[j]
+        acc += <double>X[i, j] * p[j]
     return acc + p[d]
 
 
@@ -423,18 +439,13 @@ cdef inline double learning_rate(double lr, long long t, double power_t) noexcep
 cdef inline double soft_threshold(double w, double threshold) noexcept nogil:
     """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0.
 
-    A NaN ``w`` stays NaN (``0.0 * w``), so the divergence check sees it.
+    A NaN ``w`` stays NaN, so the divergence check sees it (see ``_numba.soft_threshold``).
     """
     if w > threshold:
         return w - threshold
     if w < -threshold:
         return w + threshold
-    return 0.0 * w
-
-
-cdef inline double finite_probe(double x) noexcept nogil:
-    """0.0 for a finite ``x``, NaN for an infinite or NaN one (see ``_numba.finite_probe``)."""
-    return 0.0 if is_finite(x) else NAN
+    return 0.0 if is_finite(w) else w
 
 
 cdef inline double moments_probe(const floating *p, const floating *s1, const floating *s2, Py_ssize_t n) noexcept nogil:
@@ -1028,7 +1039,7 @@ cdef inline void predict_row_sparse(const floating[::1] data, const sparse_index
     for k in range(P.shape[0]):
         acc = 0.0
         for e in range(lo, hi):
-            acc += data[e] * P[k, indices[e]]
+            acc += <double>data[e] * P[k, indices[e]]
         z[k] = scale * acc + P[k, d]
 
 

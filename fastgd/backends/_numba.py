@@ -169,6 +169,20 @@ def is_finite(x):
     return abs(x) <= DBL_MAX
 
 
+@_jit(inline="always")
+def finite_probe(x):
+    """0.0 for a finite ``x``, NaN for an infinite or NaN one.
+
+    Summed over the values an update writes, the sum is 0.0 exactly when all
+    are finite (the reference's ``all_finite``), and the update loop stays
+    one vectorisable reduction (a compare and a select, no branch). Not
+    ``x * 0.0`` or ``x - x``: GCC folds both to 0 under the Cython build's
+    -fno-signed-zeros and -fassociative-math; a comparison it cannot fold
+    without -ffinite-math-only, nor LLVM without "nnan" and "ninf".
+    """
+    return 0.0 if is_finite(x) else math.nan
+
+
 # --- losses: value and derivative with respect to the prediction p ----------
 
 
@@ -240,10 +254,15 @@ def hinge_dloss(p, y):
 
 @_jit(inline="always")
 def multinomial_loss_dloss(z, code, g):
-    """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz."""
+    """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz.
+
+    NaN where a score is not finite (see ``loss_and_derivative``).
+    """
     top = z[0]
+    probe = finite_probe(z[0])
     for k in range(1, z.shape[0]):
         top = max(top, z[k])
+        probe += finite_probe(z[k])
     total = 0.0
     for k in range(z.shape[0]):
         g[k] = math.exp(z[k] - top)
@@ -251,7 +270,7 @@ def multinomial_loss_dloss(z, code, g):
     for k in range(z.shape[0]):
         g[k] /= total
     g[code] -= 1.0
-    return math.log(total) + top - z[code]
+    return math.log(total) + top - z[code] + probe
 
 
 @_jit(inline="always")
@@ -262,14 +281,19 @@ def loss_and_derivative(loss, p, y, epsilon):
     array of one score per output would not allow (it measured 1.5x slower).
     """
     if loss == LOSS_HUBER:
-        return huber_loss(p, y, epsilon), huber_dloss(p, y, epsilon)
-    if loss == LOSS_EPSILON_INSENSITIVE:
-        return epsilon_insensitive_loss(p, y, epsilon), epsilon_insensitive_dloss(p, y, epsilon)
-    if loss == LOSS_LOG:
-        return log_loss_and_derivative(p, y)
-    if loss == LOSS_HINGE:
-        return hinge_loss(p, y), hinge_dloss(p, y)
-    return squared_error_loss(p, y), squared_error_dloss(p, y)
+        value, slope = huber_loss(p, y, epsilon), huber_dloss(p, y, epsilon)
+    elif loss == LOSS_EPSILON_INSENSITIVE:
+        value, slope = epsilon_insensitive_loss(p, y, epsilon), epsilon_insensitive_dloss(p, y, epsilon)
+    elif loss == LOSS_LOG:
+        value, slope = log_loss_and_derivative(p, y)
+    elif loss == LOSS_HINGE:
+        value, slope = hinge_loss(p, y), hinge_dloss(p, y)
+    else:
+        value, slope = squared_error_loss(p, y), squared_error_dloss(p, y)
+    # A score that is not finite is divergence whatever the loss makes of
+    # it: the hinge and log losses of an infinite score are finite (0), and
+    # their gradient 0, which would stop learning without a word.
+    return value + finite_probe(p), slope
 
 
 # --- one row: prediction and gradient accumulation ---------------------------
@@ -277,11 +301,16 @@ def loss_and_derivative(loss, p, y, epsilon):
 
 @_jit(inline="always")
 def row_score(X, i, p):
-    """One output's score of row ``X[i]``: ``p[:d]·X[i] + p[d]``."""
+    """One output's score of row ``X[i]``: ``p[:d]·X[i] + p[d]``.
+
+    Each product in float64 (``np.float64``: Numba's ``float`` keeps a
+    float32): a float32 product of float32 data and weights overflows at
+    3.4e38, where the reference's float64 does not.
+    """
     d = X.shape[1]
     acc = 0.0
     for j in range(d):
-        acc += X[i, j] * p[j]
+        acc += np.float64(X[i, j]) * p[j]
     return acc + p[d]
 
 
@@ -380,28 +409,15 @@ def learning_rate(lr, t, power_t):
 def soft_threshold(w, threshold):
     """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0.
 
-    A NaN ``w`` stays NaN (``0.0 * w``), as in the reference, so the
-    divergence check after the update sees it: a plain 0.0 would hide it.
+    A NaN ``w`` stays NaN, as in the reference, so the divergence check
+    after the update sees it: a plain 0.0 would hide it (and so would
+    ``0.0 * w``, which GCC folds to 0 under -fno-signed-zeros).
     """
     if w > threshold:
         return w - threshold
     if w < -threshold:
         return w + threshold
-    return 0.0 * w
-
-
-@_jit(inline="always")
-def finite_probe(x):
-    """0.0 for a finite ``x``, NaN for an infinite or NaN one.
-
-    Summed over the values an update writes, the sum is 0.0 exactly when all
-    are finite (the reference's ``all_finite``), and the update loop stays
-    one vectorisable reduction (a compare and a select, no branch). Not
-    ``x * 0.0`` or ``x - x``: GCC folds both to 0 under the Cython build's
-    -fno-signed-zeros and -fassociative-math; a comparison it cannot fold
-    without -ffinite-math-only, nor LLVM without "nnan" and "ninf".
-    """
-    return 0.0 if is_finite(x) else math.nan
+    return 0.0 if is_finite(w) else w
 
 
 @_jit(inline="always")

@@ -119,7 +119,7 @@ def predict_row_sparse(data, indices, lo, hi, P, scale, z):
     for k in range(P.shape[0]):
         acc = 0.0
         for e in range(lo, hi):
-            acc += data[e] * P[k, indices[e]]
+            acc += np.float64(data[e]) * P[k, indices[e]]
         z[k] = scale * acc + P[k, d]
 
 

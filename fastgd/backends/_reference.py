@@ -94,6 +94,18 @@ LOSS_FUNCTIONS = {
     LOSS_HINGE: hinge,
 }
 
+
+def losses(Z, y, cfg):
+    """Per-row loss and ``dL/dZ`` of the scores ``Z`` (one row per sample, one column per output).
+
+    The loss of a row with a score that is not finite is NaN: a score that
+    overflowed is divergence whatever the loss makes of it (the hinge and
+    log losses of an infinite score are finite, 0, and their gradient 0,
+    which would stop learning without a word).
+    """
+    loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
+    return np.where(np.isfinite(Z).all(axis=1), loss, np.nan), dZ
+
 # --- optimizers: in-place update of parameters p and moments s (2, ...) -----
 
 
@@ -196,7 +208,7 @@ def batch_gradient(X, y, rows, P, cfg):
     # float32 data and parameters are only read and written as float32.
     Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
     W, b = P[:, :-1].T, P[:, -1]
-    loss, dZ = LOSS_FUNCTIONS[cfg.loss](Xb @ W + b, yb, cfg)
+    loss, dZ = losses(Xb @ W + b, yb, cfg)
     m = len(rows)
     G = np.empty(P.shape)
     G[:, :-1] = (Xb.T @ dZ / m).T
@@ -230,7 +242,11 @@ def apply_update(P, G, state, cfg, lr, t):
         step itself hides it (a moment overflowed to inf makes Adam's step
         0, and the parameters stay finite).
     """
-    W = P[:, :-1]
+    # float64 working copies, stored back at the end, as the kernels compute
+    # in float64 whatever the storage dtype (NumPy would compute a float32
+    # array's step in float32).
+    work, moments = P.astype(np.float64), state.astype(np.float64)
+    W = work[:, :-1]
     grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
     grad[:, :-1] += cfg.l2 * W
     n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
@@ -238,9 +254,10 @@ def apply_update(P, G, state, cfg, lr, t):
     if cfg.optimizer == OPT_ADAMW:
         W *= 1.0 - eta * cfg.weight_decay
     step = OPTIMIZER_STEPS[cfg.optimizer]
-    step(P[:, :n_params], grad[:, :n_params], state[:, :, :n_params], eta, t, cfg)
+    step(work[:, :n_params], grad[:, :n_params], moments[:, :, :n_params], eta, t, cfg)
     if cfg.l1 > 0.0:
         W[:] = soft_threshold(W, eta * cfg.l1)
+    P[...], state[...] = work, moments
     return all_finite(P, state)
 
 

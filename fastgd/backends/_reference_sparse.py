@@ -16,12 +16,12 @@ import numpy as np
 
 from .._config import OPT_ADAMW, OPT_SGD, SPARSE_DENSE, ExecutionConfig
 from ._reference import (
-    LOSS_FUNCTIONS,
     OPTIMIZER_STEPS,
     all_finite,
     batch_bounds,
     diverged_loss,
     learning_rate,
+    losses,
     run_batches,
     soft_threshold,
 )
@@ -63,14 +63,13 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
     d = P.shape[1] - 1
     W, b = P[:, :-1].T, P[:, -1]
     bounds = batch_bounds(len(order), cfg.batch_size, cfg.drop_last)
-    loss_fn = LOSS_FUNCTIONS[cfg.loss]
     step = OPTIMIZER_STEPS[cfg.optimizer]
     batch_losses = []
     t = t0
     for start, stop in bounds:
         rows = order[start:stop]
         Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
-        loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
+        loss, dZ = losses(Xb @ W + b, yb, cfg)
         batch_loss = loss.mean()
 
         m = stop - start
@@ -83,14 +82,15 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
 
         t += 1
         eta = learning_rate(lr, t, cfg.power_t)
-        p, s = P[:, J], state[:, :, J]  # copies: fancy indexing
+        # float64 copies (fancy indexing copies anyway), as in apply_update.
+        p, s = P[:, J].astype(np.float64), state[:, :, J].astype(np.float64)
         if cfg.optimizer == OPT_ADAMW:
             p[:, weights] *= 1.0 - eta * cfg.weight_decay
         step(p, grad, s, eta, t, cfg)
         if cfg.l1 > 0.0:
             p[:, weights] = soft_threshold(p[:, weights], eta * cfg.l1)
         P[:, J], state[:, :, J] = p, s
-        finite = all_finite(p, s)
+        finite = all_finite(P[:, J], state[:, :, J])
         if not (finite and np.isfinite(batch_loss)):
             return float(diverged_loss(batch_loss, finite)), t - t0
         batch_losses.append(batch_loss)
