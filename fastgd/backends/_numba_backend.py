@@ -5,8 +5,9 @@ kernels; this module is what the engine and the drivers call (the contract
 in ``fastgd/backends/__init__.py``). Its functions are those every CPU
 backend puts in front of its kernels (:func:`._cpu.define_contract`): they
 turn ``run`` into the kernels' :class:`~fastgd.backends._cpu.CpuExecution`,
-pick the kernel by the data layout and by ``run.hogwild``, and offer the
-batch-level seam.
+pick the kernel by the data layout and by ``run.hogwild``, run on one
+thread the epochs whose threads cannot run here (Numba's threading layer
+decides: ``_numba.thread_runtime``), and offer the batch-level seam.
 """
 
 from . import _numba, _numba_sparse
@@ -15,4 +16,5 @@ from ._cpu import define_contract
 CAPABILITIES = frozenset({"dense", "csr", "float32", "float64", "threads", "hogwild"})
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 
-define_contract(globals(), dense=_numba, sparse=_numba_sparse)
+define_contract(globals(), dense=_numba, sparse=_numba_sparse,
+                thread_runtime=_numba.thread_runtime)  # fmt: skip
