@@ -80,7 +80,9 @@ SERIAL = CpuExecution()
 #   layer, one library for both) cannot start threads in a process forked
 #   from one whose threads had run: the child's parallel region hangs
 #   forever, or Numba kills the child ("fork() called from a process already
-#   using GNU OpenMP"), whichever backend ran the parent's threads.
+#   using GNU OpenMP"), whichever backend ran the parent's threads. Numba
+#   kills it once the parent has launched its omp layer at all, threads or
+#   not (``_numba_backend`` records that before a fork).
 # - Numba's "workqueue" layer (its fallback where neither TBB nor OpenMP
 #   loads) aborts the process when two threads run parallel regions at once
 #   ("Concurrent access has been detected").
@@ -148,7 +150,6 @@ def usable_threads(run, thread_runtime):
         Returns the runtime the backend's threads run on (``GNU_OPENMP``,
         ``WORKQUEUE`` or another name); called for threaded epochs only.
     """
-    global _openmp_threads_pid
     if not starts_threads(run):
         yield run
         return
@@ -159,7 +160,7 @@ def usable_threads(run, thread_runtime):
             return
         # Before the threads start: a fork from another thread during this
         # epoch makes a child that must not start them either.
-        _openmp_threads_pid = os.getpid()
+        note_openmp_threads()
         yield run
     elif runtime == WORKQUEUE:
         if not _workqueue_lock.acquire(blocking=False):
@@ -171,6 +172,18 @@ def usable_threads(run, thread_runtime):
             _workqueue_lock.release()
     else:
         yield run
+
+
+def note_openmp_threads():
+    """Record that GNU OpenMP threads run, or may run, in this process.
+
+    A child forked from now on runs its threaded epochs on one thread. A
+    child keeps the record of the ancestor it has (which is what makes it
+    one that cannot start threads).
+    """
+    global _openmp_threads_pid
+    if _openmp_threads_pid is None:
+        _openmp_threads_pid = os.getpid()
 
 
 def _one_thread(run, reason):
