@@ -130,8 +130,8 @@ def fit(
         the message names the argument, the value received and what is
         allowed.
     DivergenceError
-        When a batch's loss or the parameters become NaN or infinite: at once,
-        naming the epoch and the batch. ``err.result`` holds the fit of the
+        When a batch's loss, a parameter or an optimizer moment becomes NaN
+        or infinite: at once, naming the epoch and the batch. ``err.result`` holds the fit of the
         last completed (finite) epoch; no NaN parameters are ever returned.
     KeyboardInterrupt
         On Ctrl-C, re-raised so that a script stops as it should, with the
@@ -429,8 +429,8 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
     Raises
     ------
     DivergenceError
-        When a batch's loss or the parameters become NaN or infinite; its
-        ``result`` is None (a caller holding a FitResult sets it).
+        When a batch's loss, a parameter or an optimizer moment becomes NaN
+        or infinite; its ``result`` is None (a caller holding a FitResult sets it).
     """
     saved = state.copy()
     try:
@@ -450,11 +450,10 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
             X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run
         )
         seconds = time.perf_counter() - started
-        if not (np.isfinite(epoch_loss) and np.isfinite(P).all()):
-            # A non-finite loss stopped the kernel before that batch's update;
-            # otherwise only the last update went wrong.
-            batch = int(n_updates) + (0 if np.isfinite(epoch_loss) else 1)
-            raise DivergenceError(state.n_epochs + 1, batch, epoch_lr, None)
+        if not np.isfinite(epoch_loss):
+            # The kernel stopped after the diverging batch's update, which
+            # n_updates counts (``_reference.run_epoch``).
+            raise DivergenceError(state.n_epochs + 1, int(n_updates), epoch_lr, None)
         state.n_updates += int(n_updates)
         state.n_epochs += 1
         return Epoch(float(epoch_loss), seconds)

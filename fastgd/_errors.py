@@ -2,7 +2,7 @@
 
 
 class DivergenceError(FloatingPointError):
-    """Training diverged: a loss or a parameter became NaN or infinite.
+    """Training diverged: a loss, a parameter or an optimizer moment became NaN or infinite.
 
     Raised at once, at the batch where it happened. The parameters of the
     last completed epoch (all finite) are kept on ``result`` (and on an
@@ -14,7 +14,8 @@ class DivergenceError(FloatingPointError):
         The epoch (1-based) in which training diverged.
     batch : int
         The batch (1-based, within that epoch) whose loss was not finite, or
-        the epoch's last batch when only the parameters were.
+        whose update left a parameter or a moment of the optimizer (Adam's
+        second moment overflowed to inf, say) that was not.
     result : FitResult
         The fit as of the end of the last finite epoch.
     """
@@ -22,8 +23,9 @@ class DivergenceError(FloatingPointError):
     def __init__(self, epoch, batch, lr, result):
         self.epoch, self.batch, self.result = epoch, batch, result
         super().__init__(
-            f"Training diverged in epoch {epoch}, batch {batch}: the loss or the "
-            f"parameters became NaN or infinite (lr={lr:g}). Try a smaller lr, "
+            f"Training diverged in epoch {epoch}, batch {batch}: the loss, the "
+            "parameters or the optimizer's moments became NaN or infinite "
+            f"(lr={lr:g}). Try a smaller lr, "
             "standardised features, or an adaptive optimizer such as 'adam'. "
             "The parameters of the last finite epoch are kept on err.result."
         )

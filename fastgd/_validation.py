@@ -523,7 +523,10 @@ def _assert_all_finite_sparse(X, name, source=None):
     data = X.data[: X.indptr[-1]]
     if np.isfinite(np.sum(data, dtype=np.float64)):
         return
-    first = int(np.flatnonzero(~np.isfinite(data))[0])
+    bad = np.flatnonzero(~np.isfinite(data))
+    if bad.size == 0:
+        return  # every value finite: only their sum overflowed
+    first = int(bad[0])
     what = "NaN" if np.isnan(data[first]) else "infinity"
     row = int(np.searchsorted(X.indptr, first, side="right")) - 1
     at = f"row {row}, column {int(X.indices[first])}"

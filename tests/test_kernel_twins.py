@@ -25,7 +25,8 @@ casts ``<double>x`` dropped, the address-of ``&x`` marked (as ``~x``: the
 kernels never use bitwise not). Then both sides go through the same
 rewrites, each exact for the numbers the kernels handle:
 
-- ``math.exp`` and the other ``math.`` names as libc's ``exp``; ``fabs`` as
+- ``math.exp`` and the other ``math.`` names as libc's ``exp``; libc's ``NAN``
+  as ``math.nan``; ``fabs`` as
   ``abs``; ``pow(a, b)`` as ``a ** b``; ``int(x)`` (a cast) as ``x``;
 - ``max(a, b)`` as Python defines it, ``b if b > a else a`` (which keeps a
   NaN where the Cython kernel spells it out so);
@@ -378,7 +379,7 @@ def cython_functions(source, filename=CYTHON_FILE):
 # --- the normal form ------------------------------------------------------------------
 
 # libc's names for Numba's: math.exp is exp, abs of a double is fabs.
-SAME_NAME = {"fabs": "abs"}
+SAME_NAME = {"fabs": "abs", "NAN": "nan"}
 
 
 class Normalise(ast.NodeTransformer):

@@ -14,6 +14,7 @@ threads cannot run in this process.
 
 import contextlib
 import functools
+import math
 import os
 import threading
 import warnings
@@ -249,9 +250,13 @@ def define_contract(namespace, dense, sparse, thread_runtime):
         return sparse.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg)
 
     def apply_update(P, G, state, cfg, lr, t):
-        """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``."""
+        """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``.
+
+        Returns whether every parameter and moment is finite after it.
+        """
         # A float64 copy: the kernel adds the L2 term to its G in place.
-        dense.update_parameters(P, np.array(G, dtype=np.float64, order="C"), state, cfg, lr, t)
+        G = np.array(G, dtype=np.float64, order="C")
+        return math.isfinite(dense.update_parameters(P, G, state, cfg, lr, t))
 
     functions = (run_epoch, run_epoch_sparse, batch_gradient, batch_gradient_sparse, apply_update)
     for function in functions:

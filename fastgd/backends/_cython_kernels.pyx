@@ -28,7 +28,8 @@ release build (no checks) that costs a compare per batch or chunk.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt
+from libc.float cimport DBL_MAX
+from libc.math cimport NAN, exp, fabs, log, log1p, pow, sqrt
 from libc.stdint cimport int32_t, int64_t
 
 import numpy as np
@@ -199,6 +200,15 @@ cdef inline int prefetch_dense_row(const floating[:, ::1] X, const floating[::1]
         prefetch_to_l1(&X[near, 0], X.strides[0])
         prefetch_to_l1(&y[near], y.strides[0])
     return 0
+
+
+cdef inline bint is_finite(double x) noexcept nogil:
+    """Whether ``x`` is neither infinite nor NaN (see ``_numba.is_finite``).
+
+    The same comparison as the Numba kernel, where libc's ``isfinite`` would
+    do as well: the build leaves out -ffinite-math-only.
+    """
+    return fabs(x) <= DBL_MAX
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
@@ -411,48 +421,71 @@ cdef inline double learning_rate(double lr, long long t, double power_t) noexcep
 
 
 cdef inline double soft_threshold(double w, double threshold) noexcept nogil:
-    """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0."""
+    """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0.
+
+    A NaN ``w`` stays NaN (``0.0 * w``), so the divergence check sees it.
+    """
     if w > threshold:
         return w - threshold
     if w < -threshold:
         return w + threshold
-    return 0.0
+    return 0.0 * w
 
 
-cdef inline void sgd_step(floating *p, const gradient_t *g, double scale, double intercept_gradient, Py_ssize_t d, const KernelConfig *cfg, double eta) noexcept nogil:
+cdef inline double finite_probe(double x) noexcept nogil:
+    """0.0 for a finite ``x``, NaN for an infinite or NaN one (see ``_numba.finite_probe``)."""
+    return 0.0 if is_finite(x) else NAN
+
+
+cdef inline double moments_probe(const floating *p, const floating *s1, const floating *s2, Py_ssize_t n) noexcept nogil:
+    """The sum of ``finite_probe`` over the first ``n`` parameters and both moments."""
+    cdef Py_ssize_t j
+    cdef double probe = 0.0
+    for j in range(n):
+        probe += finite_probe(p[j]) + finite_probe(s1[j]) + finite_probe(s2[j])
+    return probe
+
+
+cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, double intercept_gradient, Py_ssize_t d, const KernelConfig *cfg, double eta) noexcept nogil:
     """Plain SGD on one output: ``p[:d] -= eta·(scale·g[:d] + l2·p[:d])``, then L1's threshold.
 
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
     folded in. The intercept ``p[d]`` takes ``intercept_gradient``, unpenalised.
+    Returns the ``finite_probe`` sum of the values written.
     """
     cdef Py_ssize_t j
     cdef double l2 = cfg.l2
     cdef double shrink = eta * cfg.l1
+    cdef double probe = 0.0
     if shrink > 0.0:
         for j in range(d):
             p[j] = soft_threshold(p[j] - eta * (scale * g[j] + l2 * p[j]), shrink)
+            probe += finite_probe(p[j])
     else:
         for j in range(d):
             p[j] -= eta * (scale * g[j] + l2 * p[j])
+            probe += finite_probe(p[j])
     if cfg.fit_intercept:
         p[d] -= eta * intercept_gradient
+        probe += finite_probe(p[d])
+    return probe
 
 
-cdef inline void update_output(floating *p, double *g, floating *s1, floating *s2, Py_ssize_t n, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+cdef inline double update_output(floating *p, double *g, floating *s1, floating *s2, Py_ssize_t n, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
     """One optimizer step on one output's ``n`` parameters (weights, then intercept).
 
     ``g`` holds the batch's mean gradient and gains the L2 term in place.
     AdamW's decay and the L1 soft-threshold act on the weights only, never on
-    the intercept.
+    the intercept. Returns the ``finite_probe`` sum of the parameters and
+    moments after the step.
     """
     cdef Py_ssize_t d = n - 1
     cdef double l2 = cfg.l2
     cdef double decay, shrink
     cdef Py_ssize_t j, n_params
     if cfg.optimizer == OPT_SGD:
-        sgd_step(p, g, 1.0, g[d], d, cfg, eta)
-        return
+        return sgd_step(p, g, 1.0, g[d], d, cfg, eta)
     if l2 != 0.0:
         for j in range(d):
             g[j] += l2 * p[j]
@@ -466,22 +499,26 @@ cdef inline void update_output(floating *p, double *g, floating *s1, floating *s
         shrink = eta * cfg.l1
         for j in range(d):
             p[j] = soft_threshold(p[j], shrink)
+    return moments_probe(p, s1, s2, d + 1)
 
 
-cdef inline void apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+cdef inline double apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
     """One optimizer step on every parameter from the batch's mean gradient G.
 
     Plain SGD is stepped here directly, as in Numba (where going through
-    ``update_output`` cost 25% at batch size 8).
+    ``update_output`` cost 25% at batch size 8). Returns the sum of the
+    outputs' ``finite_probe`` sums.
     """
     cdef Py_ssize_t k
     cdef Py_ssize_t n = P.shape[1]
+    cdef double probe = 0.0
     if cfg.optimizer == OPT_SGD:
         for k in range(P.shape[0]):
-            sgd_step(&P[k, 0], &G[k, 0], 1.0, G[k, n - 1], n - 1, cfg, eta)
-        return
+            probe += sgd_step(&P[k, 0], &G[k, 0], 1.0, G[k, n - 1], n - 1, cfg, eta)
+        return probe
     for k in range(P.shape[0]):
-        update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
+        probe += update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
+    return probe
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -630,15 +667,12 @@ cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y
 
     The same arithmetic as ``add_row`` + ``sgd_step``, without the
     gradient buffer in between: at batch size 1 that buffer's writing and
-    reading cost as much as the row itself. Returns the loss; does not
-    update where it is not finite.
+    reading cost as much as the row itself. Returns the loss, made NaN where
+    the update diverged (``sgd_step``'s probe added).
     """
     cdef double slope
     cdef double value = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon, &slope)
-    if not isfinite(value):
-        return value
-    sgd_step(p, &X[i, 0], slope, slope, X.shape[1], cfg, learning_rate(lr, t, cfg.power_t))
-    return value
+    return value + sgd_step(p, &X[i, 0], slope, slope, X.shape[1], cfg, learning_rate(lr, t, cfg.power_t))
 
 
 cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, const CpuExecution *execution, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
@@ -646,8 +680,9 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
 
     The updates made go to ``n_updates``. Update number ``t`` advances by
     ``stride`` per update (1, or the thread count of hogwild, whose threads
-    share the count). Stops before the update of a batch whose loss is not
-    finite and returns that loss instead. A batch of more than CHUNK_ROWS
+    share the count). Stops after the update of a batch that diverged (its
+    loss, or a parameter or moment after its update, not finite) and returns
+    a loss that is not finite instead. A batch of more than CHUNK_ROWS
     rows is ``chunked_gradient``'s, with ``parts``, ``losses``, ``threads``
     and ``scratch``; an empty ``parts`` means: never split (hogwild).
     """
@@ -657,7 +692,7 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
     cdef double total = 0.0
     cdef long long t = t0
     cdef Py_ssize_t batch, start, stop, i
-    cdef double value, batch_loss, inv_m
+    cdef double value, batch_loss, inv_m, probe
     for batch in range(first, last):
         start = batch * batch_size
         stop = start + batch_size if start + batch_size < n_rows else n_rows
@@ -665,11 +700,11 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
             if execution.prefetch:
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
-            value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t + stride)
-            if not isfinite(value):
+            t += stride
+            value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t)
+            if not is_finite(value):
                 n_updates[0] = (t - t0) // stride
                 return value
-            t += stride
             total += value
             continue
         # Each row's derivative is divided by m before it is summed, so G is the
@@ -680,13 +715,13 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
             batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g)
         else:
             batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses, threads, scratch)
-        if not isfinite(batch_loss):
-            # Diverged: leave this batch's update out and let the engine,
-            # which reads the batch from the update count, raise.
-            n_updates[0] = (t - t0) // stride
-            return batch_loss
         t += stride
-        apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        if not (is_finite(batch_loss) and is_finite(probe)):
+            # Diverged: the engine, which reads the batch from the update
+            # count, raises and restores the epoch's start.
+            n_updates[0] = (t - t0) // stride
+            return batch_loss + probe
         total += batch_loss * inv_m
     n_updates[0] = (t - t0) // stride
     return total
@@ -738,7 +773,7 @@ def run_epoch(
     cdef long long n_updates = 0
     with nogil:
         total = run_batches(X, y, order, P, state, &config, &cpu, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, cpu.n_threads, scratch, &n_updates)
-    if not isfinite(total):
+    if not is_finite(total):
         return total, n_updates
     return total / n_batches, n_updates
 
@@ -791,7 +826,7 @@ def run_epoch_hogwild(
     for w in range(n_workers):
         total += losses[w]
         n_updates += updates[w]
-    if not isfinite(total):
+    if not is_finite(total):
         return total, n_updates
     return total / n_batches, n_updates
 
@@ -849,11 +884,14 @@ def update_parameters(
 ):
     """``apply_update`` of update ``t`` in an epoch of base rate ``lr``, as in ``run_batches``.
 
-    Adds the L2 term to G in place, as ``apply_update`` does.
+    Adds the L2 term to G in place, as ``apply_update`` does, and returns
+    its ``finite_probe`` sum.
     """
     cdef KernelConfig config = cfg._asdict()
+    cdef double probe
     with nogil:
-        apply_update(P, G, state, &config, learning_rate(lr, t, config.power_t), t)
+        probe = apply_update(P, G, state, &config, learning_rate(lr, t, config.power_t), t)
+    return probe
 
 
 # --- import-time guards --------------------------------------------------------
@@ -1047,16 +1085,22 @@ cdef inline void catch_up_all(floating[:, ::1] P, double S, double C, double[::1
 
 
 cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, double[:, ::1] gs, floating[:, ::1] P, const KernelConfig *cfg, double eta, double scale) noexcept nogil:
-    """SGD with L2 on W = scale · V: shrink ``scale``, step the batch's columns; returns scale."""
+    """SGD with L2 on W = scale · V: shrink ``scale``, step the batch's columns; returns scale.
+
+    NaN where the update diverged; see ``_numba_sparse.scaled_update``.
+    """
     cdef Py_ssize_t K = P.shape[0]
     cdef Py_ssize_t d = P.shape[1] - 1
     cdef Py_ssize_t k, j, r, e, i
     cdef double step, gk, gb
-    scale *= 1.0 - eta * cfg.l2
-    if fabs(scale) < MIN_SCALE:
+    cdef double shrink = 1.0 - eta * cfg.l2
+    scale *= shrink
+    cdef double probe = finite_probe(scale)
+    if fabs(scale) < MIN_SCALE or fabs(shrink) > 1.0:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale
+                probe += finite_probe(P[k, j])
         scale = 1.0
     step = eta / scale
     for r in range(start, stop):
@@ -1065,20 +1109,26 @@ cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[
             gk = step * gs[r - start, k]
             for e in range(indptr[i], indptr[i + 1]):
                 P[k, indices[e]] -= gk * data[e]
+                probe += finite_probe(P[k, indices[e]])
     if cfg.fit_intercept:
         for k in range(K):
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
             P[k, d] -= eta * gb
-    return scale
+            probe += finite_probe(P[k, d])
+    return scale + probe
 
 
-cdef inline void touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen, floating[::1] pbuf, double[::1] gbuf, floating[::1] s1buf, floating[::1] s2buf) noexcept nogil:
-    """The dense update (``update_output``) of the batch's columns and the intercept only."""
+cdef inline double touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen, floating[::1] pbuf, double[::1] gbuf, floating[::1] s1buf, floating[::1] s2buf) noexcept nogil:
+    """The dense update (``update_output``) of the batch's columns and the intercept only.
+
+    Returns ``update_output``'s probe sum.
+    """
     cdef Py_ssize_t d = P.shape[1] - 1
     cdef Py_ssize_t n = n_touched
     cdef Py_ssize_t k, q, j
+    cdef double probe = 0.0
     for k in range(P.shape[0]):
         for q in range(n):
             j = touched[q]
@@ -1092,7 +1142,7 @@ cdef inline void touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:
         s1buf[n] = state[0, k, d]
         s2buf[n] = state[1, k, d]
         G[k, d] = 0.0
-        update_output(&pbuf[0], &gbuf[0], &s1buf[0], &s2buf[0], n + 1, cfg, eta, t)
+        probe += update_output(&pbuf[0], &gbuf[0], &s1buf[0], &s2buf[0], n + 1, cfg, eta, t)
         for q in range(n):
             j = touched[q]
             P[k, j] = pbuf[q]
@@ -1103,15 +1153,17 @@ cdef inline void touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:
         state[1, k, d] = s2buf[n]
     for q in range(n):
         seen[touched[q]] = 0
+    return probe
 
 
-cdef inline void dense_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
-    """The dense update of every parameter; G (which it changes) is zeroed after."""
+cdef inline double dense_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+    """The dense update of every parameter, returning its probe sum; G (which it changes) is zeroed after."""
     cdef Py_ssize_t k, j
-    apply_update(P, G, state, cfg, eta, t)
+    cdef double probe = apply_update(P, G, state, cfg, eta, t)
     for k in range(G.shape[0]):
         for j in range(G.shape[1]):
             G[k, j] = 0.0
+    return probe
 
 
 def run_epoch_sparse(
@@ -1170,7 +1222,7 @@ def run_epoch_sparse(
     cdef long long t = t0
     cdef Py_ssize_t batch, start, stop, r, i, k, e, q, lo, hi, n_touched
     cdef double batch_loss = 0.0
-    cdef double eta, inv_m
+    cdef double eta, inv_m, probe
     cdef bint diverged = False
     with nogil:
         for batch in range(n_batches):
@@ -1197,29 +1249,28 @@ def run_epoch_sparse(
                     n_touched = accumulate_row_sparse(
                         data, indices, lo, hi, g, G, touched, n_touched, seen, track
                     )
-            if not isfinite(batch_loss):
-                diverged = True
-                break
             t += 1
             eta = learning_rate(lr, t, config.power_t)
+            probe = 0.0
             if scaled:
                 scale = scaled_update(
                     data, indices, indptr, order, start, stop, gs, P, &config, eta, scale
                 )
+                probe = finite_probe(scale)
             elif mode == UPDATE_DENSE:
-                dense_update(P, G, state, &config, eta, t)
+                probe = dense_update(P, G, state, &config, eta, t)
             elif cumulative and 1.0 - eta * config.l2 <= 0.0:
                 catch_up_all(P, S, C, last_S, last_C)
                 S = 1.0
                 C = 0.0
                 for q in range(n_touched):
                     seen[touched[q]] = 0
-                dense_update(P, G, state, &config, eta, t)
+                probe = dense_update(P, G, state, &config, eta, t)
             else:
                 if cumulative:
                     S *= 1.0 - eta * config.l2
                     C += eta * config.l1 / S
-                touched_update(
+                probe = touched_update(
                     P, G, state, &config, eta, t, touched, n_touched, seen,
                     pbuf, gbuf, s1buf, s2buf,
                 )
@@ -1231,6 +1282,10 @@ def run_epoch_sparse(
                         catch_up_all(P, S, C, last_S, last_C)
                         S = 1.0
                         C = 0.0
+            if not (is_finite(batch_loss) and is_finite(probe)):
+                batch_loss += probe
+                diverged = True
+                break
             total += batch_loss * inv_m
         # The parameters in P are the true ones whenever the kernel returns.
         if scaled and scale != 1.0:

@@ -17,6 +17,7 @@ faster (half the memory traffic) without losing the accumulation accuracy.
 import contextlib
 import functools
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -44,6 +45,9 @@ from .._config import (
 # fastmath without "nnan"/"ninf": with those, LLVM may assume no NaN or inf and
 # fold away the finiteness checks a divergence guard relies on (numba #6217).
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# The largest double: ``abs(x) <= DBL_MAX`` is false exactly for inf and NaN.
+DBL_MAX = sys.float_info.max
 
 # Rows announced ahead of use in a shuffled epoch, in two stages: from memory
 # into L2 PREFETCH_DISTANCE rows ahead (enough to cover memory latency with a
@@ -153,6 +157,17 @@ def prefetch_dense_row(X, y, order, r):
         near = order[r + PREFETCH_L1_DISTANCE]
         prefetch_to_l1(X, near)
         prefetch_to_l1(y, near)
+
+
+@_jit(inline="always")
+def is_finite(x):
+    """Whether ``x`` is neither infinite nor NaN, as a comparison no FASTMATH flag folds.
+
+    Not ``math.isfinite``, which Numba computes as ``x - x`` being ordered:
+    "reassoc" with "nsz" cancels that to 0 when ``x`` is a sum, so that
+    ``is_finite(a + b)`` is always true and a diverged loss would pass.
+    """
+    return abs(x) <= DBL_MAX
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
@@ -364,12 +379,39 @@ def learning_rate(lr, t, power_t):
 
 @_jit(inline="always")
 def soft_threshold(w, threshold):
-    """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0."""
+    """Proximal step of ``threshold · |w|``: shrink towards 0, land on exactly 0.
+
+    A NaN ``w`` stays NaN (``0.0 * w``), as in the reference, so the
+    divergence check after the update sees it: a plain 0.0 would hide it.
+    """
     if w > threshold:
         return w - threshold
     if w < -threshold:
         return w + threshold
-    return 0.0
+    return 0.0 * w
+
+
+@_jit(inline="always")
+def finite_probe(x):
+    """0.0 for a finite ``x``, NaN for an infinite or NaN one.
+
+    Summed over the values an update writes, the sum is 0.0 exactly when all
+    are finite (the reference's ``all_finite``), and the update loop stays
+    one vectorisable reduction (a compare and a select, no branch). Not
+    ``x * 0.0`` or ``x - x``: GCC folds both to 0 under the Cython build's
+    -fno-signed-zeros and -fassociative-math; a comparison it cannot fold
+    without -ffinite-math-only, nor LLVM without "nnan" and "ninf".
+    """
+    return 0.0 if is_finite(x) else math.nan
+
+
+@_jit(inline="always")
+def moments_probe(p, s1, s2, n):
+    """The sum of ``finite_probe`` over the first ``n`` parameters and both moments."""
+    probe = 0.0
+    for j in range(n):
+        probe += finite_probe(p[j]) + finite_probe(s1[j]) + finite_probe(s2[j])
+    return probe
 
 
 @_jit(inline="always")
@@ -379,17 +421,23 @@ def sgd_step(p, g, scale, intercept_gradient, cfg, eta):
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
     folded in. The intercept takes ``intercept_gradient``, unpenalised.
+    Returns the ``finite_probe`` sum of the values written.
     """
     d = p.shape[0] - 1
     l2, shrink = cfg.l2, eta * cfg.l1
+    probe = 0.0
     if shrink > 0.0:
         for j in range(d):
             p[j] = soft_threshold(p[j] - eta * (scale * g[j] + l2 * p[j]), shrink)
+            probe += finite_probe(p[j])
     else:
         for j in range(d):
             p[j] -= eta * (scale * g[j] + l2 * p[j])
+            probe += finite_probe(p[j])
     if cfg.fit_intercept:
         p[d] -= eta * intercept_gradient
+        probe += finite_probe(p[d])
+    return probe
 
 
 @_jit
@@ -398,12 +446,13 @@ def update_output(p, g, s1, s2, cfg, eta, t):
 
     ``g`` holds the batch's mean gradient and gains the L2 term in place.
     AdamW's decay and the L1 soft-threshold act on the weights only, never on
-    the intercept.
+    the intercept. Returns the ``finite_probe`` sum of the parameters and
+    moments after the step: a moment overflowed to inf makes the step 0,
+    which only the moment shows.
     """
     d = p.shape[0] - 1
     if cfg.optimizer == OPT_SGD:
-        sgd_step(p, g, 1.0, g[d], cfg, eta)
-        return
+        return sgd_step(p, g, 1.0, g[d], cfg, eta)
     l2 = cfg.l2
     if l2 != 0.0:
         for j in range(d):
@@ -418,6 +467,7 @@ def update_output(p, g, s1, s2, cfg, eta, t):
         shrink = eta * cfg.l1
         for j in range(d):
             p[j] = soft_threshold(p[j], shrink)
+    return moments_probe(p, s1, s2, d + 1)
 
 
 @_jit(inline="always")
@@ -426,14 +476,18 @@ def apply_update(P, G, state, cfg, eta, t):
 
     Plain SGD is stepped here, inline: through the call of ``update_output``
     it cost 25% at batch size 8. The other optimizers' step is long enough
-    to be a function of its own, compiled once.
+    to be a function of its own, compiled once. Returns the sum of the
+    outputs' ``finite_probe`` sums: 0.0 exactly when every parameter and
+    moment is finite after the update.
     """
+    probe = 0.0
     if cfg.optimizer == OPT_SGD:
         for k in range(P.shape[0]):
-            sgd_step(P[k], G[k], 1.0, G[k, G.shape[1] - 1], cfg, eta)
-        return
+            probe += sgd_step(P[k], G[k], 1.0, G[k, G.shape[1] - 1], cfg, eta)
+        return probe
     for k in range(P.shape[0]):
-        update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
+        probe += update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
+    return probe
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -588,14 +642,11 @@ def sgd_row_step(X, i, y_i, p, cfg, lr, t):
 
     The same arithmetic as ``add_row`` + ``sgd_step``, without the
     gradient buffer in between: at batch size 1 that buffer's writing and
-    reading cost as much as the row itself. Returns the loss; does not
-    update where it is not finite.
+    reading cost as much as the row itself. Returns the loss, made NaN where
+    the update diverged (``sgd_step``'s probe added).
     """
     value, slope = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon)
-    if not math.isfinite(value):
-        return value
-    sgd_step(p, X[i], slope, slope, cfg, learning_rate(lr, t, cfg.power_t))
-    return value
+    return value + sgd_step(p, X[i], slope, slope, cfg, learning_rate(lr, t, cfg.power_t))
 
 
 @_jit(inline="always")
@@ -604,9 +655,10 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
     """Batches ``first..last-1`` of the epoch: (sum of their mean losses, updates made).
 
     Update number ``t`` advances by ``stride`` per update (1, or the thread
-    count of hogwild, whose threads share the count). Stops before the update
-    of a batch whose loss is not finite and returns that loss instead.
-    A batch of more than CHUNK_ROWS rows is ``chunked_gradient``'s, with the
+    count of hogwild, whose threads share the count). Stops after the update
+    of a batch that diverged (the reference's definition: its loss, or a
+    parameter or moment after its update, not finite) and returns a loss
+    that is not finite instead. A batch of more than CHUNK_ROWS rows is ``chunked_gradient``'s, with the
     wave buffers ``parts`` and ``losses`` and the ``threads``; an empty
     ``parts`` means: never split (hogwild).
     """
@@ -622,10 +674,10 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
             if execution.prefetch:
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
-            value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t + stride)
-            if not math.isfinite(value):
-                return value, (t - t0) // stride
             t += stride
+            value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t)
+            if not is_finite(value):
+                return value, (t - t0) // stride
             total += value
             continue
         # Each row's derivative is divided by m before it is summed, so G is the
@@ -638,12 +690,12 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
         else:
             batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z,
                                           g, parts, losses, threads)  # fmt: skip
-        if not math.isfinite(batch_loss):
-            # Diverged: leave this batch's update out and let the engine,
-            # which reads the batch from the update count, raise.
-            return batch_loss, (t - t0) // stride
         t += stride
-        apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        if not (is_finite(batch_loss) and is_finite(probe)):
+            # Diverged: the engine, which reads the batch from the update
+            # count, raises and restores the epoch's start.
+            return batch_loss + probe, (t - t0) // stride
         total += batch_loss * inv_m
     return total, (t - t0) // stride
 
@@ -671,7 +723,7 @@ def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads):
         X, y, order, P, state, cfg, execution, lr, t0, 0, n_batches, 1, G, z, g, parts, losses,
         threads,
     )  # fmt: skip
-    if not math.isfinite(total):
+    if not is_finite(total):
         return total, n_updates
     return total / n_batches, n_updates
 
@@ -702,7 +754,7 @@ def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0):
             n_workers, G, z, g, no_parts, np.empty(0), None,
         )  # fmt: skip
     total = losses.sum()
-    if not math.isfinite(total):
+    if not is_finite(total):
         return total, updates.sum()
     return total / n_batches, updates.sum()
 
@@ -794,9 +846,10 @@ def batch_gradient(X, y, rows, P, cfg, execution):
 def update_parameters(P, G, state, cfg, lr, t):
     """``apply_update`` of update ``t`` in an epoch of base rate ``lr``, as in ``run_batches``.
 
-    Adds the L2 term to G in place, as ``apply_update`` does.
+    Adds the L2 term to G in place, as ``apply_update`` does, and returns
+    its ``finite_probe`` sum.
     """
-    apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+    return apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
 
 
 # The CSR kernels live in their own file (``_numba_backend`` takes them from

@@ -23,9 +23,13 @@ of four modes, picked once per epoch (:func:`update_mode`):
 Whatever the mode, ``P`` holds the true parameters whenever the kernel
 returns (the scale and the pending catch-ups are folded in), so the engine's
 checkpoints, callbacks and pickles see what they see with dense data.
-"""
 
-import math
+Divergence is the dense update's (``_reference.run_epoch``): each update
+probes every value it writes (``finite_probe``). The weights a lazy mode
+leaves for later can only shrink (a factor ``|1 − η·l2| ≤ 1``; beyond it,
+``scaled_update`` folds the scale in and the cumulative mode steps densely),
+so none of them overflows unseen.
+"""
 
 import numpy as np
 
@@ -34,6 +38,8 @@ from ._numba import (
     _jit,
     apply_update,
     batch_count,
+    finite_probe,
+    is_finite,
     learning_rate,
     loss_and_derivative,
     multinomial_loss_dloss,
@@ -189,14 +195,22 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
     ``gs[r]`` holds row ``start + r``'s derivative (already divided by m);
     the step ``V_j −= η/scale · g·x_j`` is linear, so a second pass over
     the batch's entries applies it row by row, with no scratch of n_features.
+    The scale returned is NaN where the update diverged (a value it wrote,
+    or the scale, not finite). A shrink factor beyond -1 (η·l2 > 2) makes
+    every weight grow: the scale is then folded into the weights, where
+    the probe reads them all, so an untouched weight that overflows is
+    seen in the batch that overflows it, as in the dense update.
     """
     K = P.shape[0]
     d = P.shape[1] - 1
-    scale *= 1.0 - eta * cfg.l2
-    if abs(scale) < MIN_SCALE:
+    shrink = 1.0 - eta * cfg.l2
+    scale *= shrink
+    probe = finite_probe(scale)
+    if abs(scale) < MIN_SCALE or abs(shrink) > 1.0:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale
+                probe += finite_probe(P[k, j])
         scale = 1.0
     step = eta / scale
     for r in range(start, stop):
@@ -205,13 +219,15 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
             gk = step * gs[r - start, k]
             for e in range(indptr[i], indptr[i + 1]):
                 P[k, indices[e]] -= gk * data[e]
+                probe += finite_probe(P[k, indices[e]])
     if cfg.fit_intercept:
         for k in range(K):
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
             P[k, d] -= eta * gb
-    return scale
+            probe += finite_probe(P[k, d])
+    return scale + probe
 
 
 @_jit
@@ -220,10 +236,12 @@ def touched_update(P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbu
 
     Gathers them into contiguous buffers (intercept last), steps those as
     one output's parameters, scatters them back, and leaves G and ``seen``
-    zeroed for the next batch.
+    zeroed for the next batch. Returns ``update_output``'s probe sum: the
+    other columns are unchanged, hence finite.
     """
     d = P.shape[1] - 1
     n = n_touched
+    probe = 0.0
     for k in range(P.shape[0]):
         for q in range(n):
             j = touched[q]
@@ -237,7 +255,8 @@ def touched_update(P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbu
         s1buf[n] = state[0, k, d]
         s2buf[n] = state[1, k, d]
         G[k, d] = 0.0
-        update_output(pbuf[: n + 1], gbuf[: n + 1], s1buf[: n + 1], s2buf[: n + 1], cfg, eta, t)
+        probe += update_output(pbuf[: n + 1], gbuf[: n + 1], s1buf[: n + 1], s2buf[: n + 1], cfg,
+                               eta, t)  # fmt: skip
         for q in range(n):
             j = touched[q]
             P[k, j] = pbuf[q]
@@ -248,15 +267,17 @@ def touched_update(P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbu
         state[1, k, d] = s2buf[n]
     for q in range(n):
         seen[touched[q]] = False
+    return probe
 
 
 @_jit
 def dense_update(P, G, state, cfg, eta, t):
-    """The dense update of every parameter; G (which it changes) is zeroed after."""
-    apply_update(P, G, state, cfg, eta, t)
+    """The dense update of every parameter, returning its probe sum; G (which it changes) is zeroed after."""
+    probe = apply_update(P, G, state, cfg, eta, t)
     for k in range(G.shape[0]):
         for j in range(G.shape[1]):
             G[k, j] = 0.0
+    return probe
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -326,18 +347,16 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 n_touched = accumulate_row_sparse(
                     data, indices, lo, hi, g, G, touched, n_touched, seen, track
                 )
-        if not math.isfinite(batch_loss):
-            # Diverged: no update for this batch; P is made true below.
-            diverged = True
-            break
         t += 1
         eta = learning_rate(lr, t, cfg.power_t)
+        probe = 0.0
         if scaled:
             scale = scaled_update(
                 data, indices, indptr, order, start, stop, gs, P, cfg, eta, scale
             )
+            probe = finite_probe(scale)
         elif mode == UPDATE_DENSE:
-            dense_update(P, G, state, cfg, eta, t)
+            probe = dense_update(P, G, state, cfg, eta, t)
         elif cumulative and 1.0 - eta * cfg.l2 <= 0.0:
             # A shrink factor <= 0 has no logarithm to accumulate: bring every
             # column up to date and take this one step densely.
@@ -345,12 +364,12 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
             S, C = 1.0, 0.0
             for q in range(n_touched):
                 seen[touched[q]] = False
-            dense_update(P, G, state, cfg, eta, t)
+            probe = dense_update(P, G, state, cfg, eta, t)
         else:
             if cumulative:
                 S *= 1.0 - eta * cfg.l2
                 C += eta * cfg.l1 / S
-            touched_update(
+            probe = touched_update(
                 P, G, state, cfg, eta, t, touched, n_touched, seen, pbuf, gbuf, s1buf, s2buf
             )
             if cumulative:
@@ -360,6 +379,11 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 if S < MIN_SCALE:
                     catch_up_all(P, S, C, last_S, last_C)
                     S, C = 1.0, 0.0
+        if not (is_finite(batch_loss) and is_finite(probe)):
+            # Diverged (the reference's definition); P is made true below.
+            batch_loss += probe
+            diverged = True
+            break
         total += batch_loss * inv_m
     # The parameters in P are the true ones whenever the kernel returns.
     if scaled and scale != 1.0:

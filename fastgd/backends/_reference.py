@@ -155,7 +155,11 @@ def learning_rate(lr, t, power_t):
 
 
 def soft_threshold(w, threshold):
-    """Proximal step of ``threshold · ‖w‖₁``: shrink towards 0, land on exactly 0."""
+    """Proximal step of ``threshold · ‖w‖₁``: shrink towards 0, land on exactly 0.
+
+    A NaN weight stays NaN (``np.sign`` and ``np.maximum`` keep it), so the
+    divergence check after the update sees it.
+    """
     return np.sign(w) * np.maximum(np.abs(w) - threshold, 0.0)
 
 
@@ -217,6 +221,14 @@ def apply_update(P, G, state, cfg, lr, t):
     cfg : KernelConfig
     lr : float
     t : int
+
+    Returns
+    -------
+    finite : bool
+        Whether every parameter and optimizer moment is finite after the
+        update (:func:`all_finite`): False is divergence, even where the
+        step itself hides it (a moment overflowed to inf makes Adam's step
+        0, and the parameters stay finite).
     """
     W = P[:, :-1]
     grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
@@ -229,6 +241,21 @@ def apply_update(P, G, state, cfg, lr, t):
     step(P[:, :n_params], grad[:, :n_params], state[:, :, :n_params], eta, t, cfg)
     if cfg.l1 > 0.0:
         W[:] = soft_threshold(W, eta * cfg.l1)
+    return all_finite(P, state)
+
+
+def all_finite(*arrays):
+    """Whether every value of ``arrays`` is finite: the definition of a diverged update."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def diverged_loss(batch_loss, finite):
+    """The loss an epoch that diverged at a batch returns: not finite, whatever made it so.
+
+    ``batch_loss`` where it is not finite itself, NaN where only the update
+    (``finite`` False) diverged.
+    """
+    return batch_loss if finite else batch_loss + np.nan
 
 
 def run_batches(X, y, order, P, state, cfg, lr, t0):
@@ -242,11 +269,11 @@ def run_batches(X, y, order, P, state, cfg, lr, t0):
     for start, stop in batch_bounds(len(order), cfg.batch_size, cfg.drop_last):
         loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg)
         batch_loss = loss_sum / (stop - start)
-        if not np.isfinite(batch_loss):
-            return batch_loss, t - t0  # diverged: the engine raises
-        batch_losses.append(batch_loss)
         t += 1
-        apply_update(P, G, state, cfg, lr, t)
+        finite = apply_update(P, G, state, cfg, lr, t)
+        if not (finite and np.isfinite(batch_loss)):
+            return diverged_loss(batch_loss, finite), t - t0  # the engine raises
+        batch_losses.append(batch_loss)
     return float(np.mean(batch_losses)), t - t0
 
 
@@ -274,10 +301,16 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     -------
     mean_loss : float
         Mean over the epoch's batches of the batch's mean loss, each measured
-        with the parameters the batch saw (before its update). If a batch's
-        loss is not finite, the epoch stops there, before that batch's update,
-        and returns that loss.
+        with the parameters the batch saw (before its update).
     n_updates : int
+
+    A batch diverges when its mean loss is not finite, or when its update
+    leaves a parameter or an optimizer moment that is not finite
+    (:func:`apply_update`). The epoch then stops after that batch's update
+    and returns a loss that is not finite, with ``n_updates`` counting that
+    update: the diverging batch is update number ``t0 + n_updates``. P and
+    state are left as that update made them (the engine restores the
+    epoch's start).
     """
     return run_batches(X, y, order, P, state, cfg, lr, t0)
 

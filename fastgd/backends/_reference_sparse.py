@@ -18,7 +18,9 @@ from .._config import OPT_ADAMW, OPT_SGD, SPARSE_DENSE, ExecutionConfig
 from ._reference import (
     LOSS_FUNCTIONS,
     OPTIMIZER_STEPS,
+    all_finite,
     batch_bounds,
+    diverged_loss,
     learning_rate,
     run_batches,
     soft_threshold,
@@ -55,7 +57,8 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
     the columns with a stored entry in the batch (``J``) and the intercept:
     the L2 gradient term, AdamW's decay, the optimizer step and the L1
     soft-threshold act on those columns only; every other weight and its
-    optimizer state stay as they are.
+    optimizer state stay as they are (so the divergence check of the dense
+    update, on every parameter and moment, need only read these columns).
     """
     d = P.shape[1] - 1
     W, b = P[:, :-1].T, P[:, -1]
@@ -68,9 +71,7 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         rows = order[start:stop]
         Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
         loss, dZ = loss_fn(Xb @ W + b, yb, cfg)
-        if not np.isfinite(loss.mean()):
-            return float(loss.mean()), t - t0
-        batch_losses.append(loss.mean())
+        batch_loss = loss.mean()
 
         m = stop - start
         J = np.unique(Xb.indices)
@@ -89,4 +90,8 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         if cfg.l1 > 0.0:
             p[:, weights] = soft_threshold(p[:, weights], eta * cfg.l1)
         P[:, J], state[:, :, J] = p, s
+        finite = all_finite(p, s)
+        if not (finite and np.isfinite(batch_loss)):
+            return float(diverged_loss(batch_loss, finite)), t - t0
+        batch_losses.append(batch_loss)
     return float(np.mean(batch_losses)), t - t0
