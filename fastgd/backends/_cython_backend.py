@@ -9,7 +9,7 @@ where the extension was not built.
 """
 
 from . import _cython_kernels
-from ._cpu import define_contract
+from ._cpu import GNU_OPENMP, define_contract
 
 # The kernels' constants, for the tests that hold them to the Numba kernels'.
 from ._cython_kernels import (  # noqa: F401
@@ -24,4 +24,17 @@ from ._cython_kernels import (  # noqa: F401
 CAPABILITIES = frozenset({"dense", "csr", "float32", "float64", "threads", "hogwild"})
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 
-define_contract(globals(), dense=_cython_kernels, sparse=_cython_kernels)
+
+def thread_runtime():
+    """GNU OpenMP, the runtime of the extension's ``prange`` loops, whatever Numba's layer.
+
+    ``setup.py`` builds with ``-fopenmp``, which is libgomp for GCC. Where
+    the compiler linked another OpenMP (Clang's libomp, fork-safe) the
+    answer costs only the threads of a forked child; where it linked none,
+    the loops run on one thread anyway.
+    """
+    return GNU_OPENMP
+
+
+define_contract(globals(), dense=_cython_kernels, sparse=_cython_kernels,
+                thread_runtime=thread_runtime)  # fmt: skip
