@@ -15,7 +15,6 @@ faster (half the memory traffic) without losing the accumulation accuracy.
 """
 
 import contextlib
-import functools
 import math
 import sys
 import warnings
@@ -792,28 +791,6 @@ def run_epoch_hogwild(X, y, order, P, state, cfg, execution, lr, t0):
     """One epoch on ``execution.n_threads`` lock-free threads; see ``hogwild_kernel``."""
     with numba_threads(execution.n_threads):
         return hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0)
-
-
-@functools.cache
-def thread_runtime():
-    """The runtime Numba's parallel kernels run on: ``"gnu-openmp"``, ``"tbb"``, ``"workqueue"``...
-
-    Numba's threading layer, with its OpenMP named by vendor (``"gnu-openmp"``
-    for libgomp, ``"openmp"`` for another). Picks the layer now if no
-    parallel kernel has yet (``get_num_threads`` does, as the first kernel
-    would; picking starts no GNU OpenMP thread, measured in a forked child
-    where a parallel region would hang). Fixed once picked, so cached; a
-    forked child inherits the layer with the cache.
-    """
-    numba.get_num_threads()
-    layer = numba.threading_layer()
-    if layer == "omp":
-        from numba.np.ufunc import omppool
-
-        # Unknown vendor: GNU, whose limits are the stricter.
-        vendor = getattr(omppool, "openmp_vendor", "GNU")
-        return "gnu-openmp" if vendor == "GNU" else "openmp"
-    return layer
 
 
 @contextlib.contextmanager

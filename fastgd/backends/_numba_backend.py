@@ -10,16 +10,40 @@ thread the epochs whose threads cannot run here (Numba's threading layer
 decides: ``thread_runtime``), and offer the batch-level seam.
 """
 
+import functools
 import os
 
+import numba
 from numba.np.ufunc import parallel
 
 from . import _numba, _numba_sparse
 from ._cpu import GNU_OPENMP, define_contract, note_openmp_threads
-from ._numba import thread_runtime
 
 CAPABILITIES = frozenset({"dense", "csr", "float32", "float64", "threads", "hogwild"})
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+@functools.cache
+def thread_runtime():
+    """The runtime Numba's parallel kernels run on: ``"gnu-openmp"``, ``"tbb"``, ``"workqueue"``...
+
+    Numba's threading layer, with its OpenMP named by vendor (``"gnu-openmp"``
+    for libgomp, ``"openmp"`` for another). Picks the layer now if no
+    parallel kernel has yet (``get_num_threads`` does, as the first kernel
+    would; picking starts no GNU OpenMP thread, measured in a forked child
+    where a parallel region would hang). Fixed once picked, so cached; a
+    forked child inherits the layer with the cache.
+    """
+    numba.get_num_threads()
+    layer = numba.threading_layer()
+    if layer == "omp":
+        from numba.np.ufunc import omppool
+
+        # Unknown vendor: GNU, whose limits are the stricter.
+        vendor = getattr(omppool, "openmp_vendor", "GNU")
+        return GNU_OPENMP if vendor == "GNU" else "openmp"
+    return layer
+
 
 define_contract(globals(), dense=_numba, sparse=_numba_sparse,
                 thread_runtime=thread_runtime)  # fmt: skip
