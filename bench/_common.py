@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 from numba import njit, prange
 
-from fastgd._config import ORDER_SHUFFLED, ExecutionConfig
+from fastgd._config import N_STATE_SLOTS, ORDER_SHUFFLED, ExecutionConfig
 from fastgd.backends import get_backend
 from fastgd.backends._numba import numba_threads
 
@@ -237,7 +237,7 @@ SHUFFLED = ExecutionConfig(row_order=ORDER_SHUFFLED)
 def time_epoch(kernels, X, y, order, cfg, n_outputs, lr=SETTINGS["lr"], run=SHUFFLED):
     """Seconds for one epoch over ``order`` from zero parameters, and the parameters."""
     P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape, dtype=X.dtype)
     started = time.perf_counter()
     kernels.run_epoch(X, y, order, P, state, cfg, lr, 0, run)
     return time.perf_counter() - started, P

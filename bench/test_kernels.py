@@ -22,6 +22,7 @@ import functools
 import numpy as np
 import pytest
 
+from fastgd._config import N_STATE_SLOTS
 import fastgd
 from fastgd._engine import row_order_dtype
 from fastgd._synthetic import make_problem
@@ -58,7 +59,7 @@ def epoch_from_zero(kernels, X, y, order, cfg, P, state):
 def epoch_parameters(X, y, order, cfg, backend):
     """Parameters and loss of one epoch from zero with ``backend``: what is checked."""
     P = np.zeros((1, X.shape[1] + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape, dtype=X.dtype)
     loss = epoch_from_zero(get_backend(backend), X, y, order, cfg, P, state)
     return P, np.asarray(loss)
 
@@ -72,7 +73,7 @@ def bench_epoch(benchmark, problem, backend, batch_size):
     cfg, _ = check_fit_settings(batch_size=batch_size, n_samples=len(order), **SETTINGS)
     kernels = get_backend(backend)
     P = np.zeros((1, N_FEATURES + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape, dtype=X.dtype)
 
     def timed():
         benchmark.group = f"batch_size={batch_size}"

@@ -57,6 +57,15 @@ SPARSE_LAZY, SPARSE_DENSE = range(len(SPARSE_UPDATES))
 # prefetching from it.
 ROW_ORDERS = ("sequential", "shuffled", "batches")
 ORDER_SEQUENTIAL, ORDER_SHUFFLED, ORDER_BATCHES = range(len(ROW_ORDERS))
+# What the optimizer state ``state`` (shape ``(N_STATE_SLOTS, K, d + 1)``)
+# holds in each slot: the optimizer's two moments (momentum's velocity, or
+# Adagrad's and RMSprop's squared-gradient sum, in the first; Adam's two),
+# the running average of the parameters (``average``), and the cumulative
+# L1 penalty each weight has received (``l1_method='cumulative'``), whose
+# intercept column, which no penalty touches, holds the total penalty so far.
+STATE_SLOTS = ("moment1", "moment2", "average", "l1_applied")
+SLOT_MOMENT1, SLOT_MOMENT2, SLOT_AVERAGE, SLOT_L1_APPLIED = range(len(STATE_SLOTS))
+N_STATE_SLOTS = len(STATE_SLOTS)
 
 
 class KernelConfig(NamedTuple):

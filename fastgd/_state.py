@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._config import N_STATE_SLOTS
 from ._validation import check_random_state
 
 
@@ -188,9 +189,10 @@ class TrainState:
     ----------
     P : ndarray of shape (K, n_features + 1)
         Parameters: each output's weights, then its intercept.
-    optimizer_state : ndarray of shape (2, K, n_features + 1)
-        The optimizer's per-parameter memory (momentum, Adam's moments, ...),
-        of P's dtype.
+    optimizer_state : ndarray of shape (N_STATE_SLOTS, K, n_features + 1)
+        Everything else the updates keep per parameter, of P's dtype: the
+        optimizer's moments (momentum, Adam's, ...), the parameters' running
+        average and the cumulative L1 penalty (``_config.STATE_SLOTS``).
     n_epochs : int
         Epochs completed; the number of the next epoch (0-based), which
         decides its row order and its per-epoch learning rate.
@@ -215,7 +217,7 @@ class TrainState:
         """
         return cls(
             P=np.zeros((n_outputs, n_features + 1), dtype=dtype),
-            optimizer_state=np.zeros((2, n_outputs, n_features + 1), dtype=dtype),
+            optimizer_state=np.zeros((N_STATE_SLOTS, n_outputs, n_features + 1), dtype=dtype),
             seed=draw_seed(random_state),
         )
 

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 
 import fastgd
-from fastgd._config import ORDER_SHUFFLED, ExecutionConfig
+from fastgd._config import N_STATE_SLOTS, ORDER_SHUFFLED, ExecutionConfig
 from fastgd._validation import check_fit_settings
 from fastgd.backends import get_backend
 
@@ -137,7 +137,7 @@ def kernel_inputs(dtype=np.float64, loss="squared_error", batch_size=7, n=N_SAMP
 def epoch_from_zero(kernels, X, y, order, cfg, n_outputs=1, run=SHUFFLED_RUN):
     """Parameters, optimizer state and return value of one ``kernels.run_epoch`` from zero."""
     P = np.zeros((n_outputs, X.shape[1] + 1), dtype=X.dtype)
-    state = np.zeros((2,) + P.shape, dtype=X.dtype)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape, dtype=X.dtype)
     returned = kernels.run_epoch(X, y, order, P, state, cfg, 0.05, 0, run=run)
     return P, state, returned
 

@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 from fastgd._config import (
+    N_STATE_SLOTS,
     LOSSES,
     OPTIMIZERS,
     ORDER_SHUFFLED,
@@ -75,7 +76,7 @@ def start(n_features, n_outputs, dtype, seed=2):
     """Parameters and optimizer state in the middle of a fit (moments >= 0 suit every optimizer)."""
     rng = np.random.default_rng(seed)
     P = (0.3 * rng.standard_normal((n_outputs, n_features + 1))).astype(dtype)
-    state = (0.01 * np.abs(rng.standard_normal((2,) + P.shape))).astype(dtype)
+    state = (0.01 * np.abs(rng.standard_normal((N_STATE_SLOTS,) + P.shape))).astype(dtype)
     return P, state
 
 

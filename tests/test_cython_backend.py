@@ -23,7 +23,7 @@ import pytest
 
 import fastgd
 from fastgd import backends
-from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
+from fastgd._config import LOSSES, N_STATE_SLOTS, OPTIMIZERS, PENALTIES
 
 from support import (
     N_SAMPLES,
@@ -158,7 +158,7 @@ def test_epoch_releases_the_gil(cython_kernels):
     order = np.arange(n, dtype=np.int32)
     cfg = kernel_inputs(batch_size=1, optimizer="sgd", penalty=None, schedule="constant")[3]
     P = np.zeros((1, d + 1))
-    state = np.zeros((2, 1, d + 1))
+    state = np.zeros((N_STATE_SLOTS, 1, d + 1))
     started = threading.Event()
     span = {}
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fastgd._config import N_STATE_SLOTS
 import fastgd
 import fastgd.backends
 from support import REFERENCE_BACKEND
@@ -212,7 +213,7 @@ def test_a_second_moment_at_infinity_is_seen_although_the_step_is_zero(backend, 
     kernels = fastgd.backends.get_backend(backend)
     cfg = kernel_config("squared_error", optimizer=OPTIMIZERS.index(optimizer), batch_size=4)
     P = np.zeros((1, 4))
-    state = np.zeros((2, 1, 4))
+    state = np.zeros((N_STATE_SLOTS, 1, 4))
     G = np.array([[1e200, -1e200, 1e200, 0.5]])
     with np.errstate(all="ignore"):
         finite = kernels.apply_update(P, G, state, cfg, 0.01, 1)
@@ -227,7 +228,7 @@ def test_a_nan_weight_stays_nan_through_the_l1_threshold(backend):
     for optimizer in (0, OPTIMIZERS.index("adam")):  # sgd_step's threshold and update_output's
         cfg = kernel_config("squared_error", optimizer=optimizer, batch_size=4, l1=0.1)
         P = np.array([[np.nan, 0.01, -0.01, 0.0]])
-        state = np.zeros((2, 1, 4))
+        state = np.zeros((N_STATE_SLOTS, 1, 4))
         with np.errstate(all="ignore"):
             finite = kernels.apply_update(P, np.zeros((1, 4)), state, cfg, 1.0, 1)
         assert np.isnan(P[0, 0]) and finite is False, (optimizer, P)
@@ -239,7 +240,7 @@ def test_a_finite_update_reports_finite(backend):
 
     kernels = fastgd.backends.get_backend(backend)
     cfg = kernel_config("squared_error", optimizer=OPTIMIZERS.index("adam"), batch_size=4, l1=0.1)
-    P, state = np.ones((1, 4)), np.zeros((2, 1, 4))
+    P, state = np.ones((1, 4)), np.zeros((N_STATE_SLOTS, 1, 4))
     assert kernels.apply_update(P, np.ones((1, 4)), state, cfg, 0.01, 1) is True
 
 

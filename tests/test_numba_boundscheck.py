@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from fastgd._config import N_STATE_SLOTS
 from fastgd._validation import check_fit_settings
 
 from support import make_problem
@@ -39,6 +40,6 @@ def test_numba_kernels_check_bounds():
     order = np.arange(3, dtype=np.int32)
     order[-1] = len(X)  # one row past the end
     P = np.zeros((1, X.shape[1] + 1))
-    state = np.zeros((2,) + P.shape)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape)
     with pytest.raises(IndexError):
         kernels.run_epoch(X, y, order, P, state, cfg, 0.01, 0, run)

@@ -11,6 +11,7 @@ Each promise runs on every backend that declares it in its ``CAPABILITIES``
 import numpy as np
 import pytest
 
+from fastgd._config import N_STATE_SLOTS
 import fastgd
 import support
 from fastgd._synthetic import make_problem
@@ -146,7 +147,7 @@ def test_the_hogwild_kernel_counts_every_batch(hogwild_backend):
     # More workers than CPUs still split the batches between them, each once.
     X, y, order, cfg = kernel_inputs(batch_size=4, optimizer="sgd")
     P = np.zeros((1, X.shape[1] + 1))
-    state = np.zeros((2,) + P.shape)
+    state = np.zeros((N_STATE_SLOTS,) + P.shape)
     loss, n_updates = get_backend(hogwild_backend).run_epoch(
         X, y, order, P, state, cfg, 0.05, 0, run=SHUFFLED_RUN._replace(n_threads=3, hogwild=1)
     )

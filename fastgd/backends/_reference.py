@@ -8,7 +8,9 @@ is tested against this file.
 Shapes: ``P`` holds one row per output, the weights in columns ``0..d-1``
 and the intercept in column ``d`` (shape ``(K, d + 1)``: each output's
 weights are contiguous, which is what lets the compiled kernels vectorise);
-``state`` holds the optimizer's two moment arrays (shape ``(2, K, d + 1)``).
+``state`` holds the optimizer's moment arrays and the other per-parameter
+memory of the updates (shape ``(N_STATE_SLOTS, K, d + 1)``, see
+``_config.STATE_SLOTS``).
 """
 
 import numpy as np
@@ -106,7 +108,7 @@ def losses(Z, y, cfg):
     loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
     return np.where(np.isfinite(Z).all(axis=1), loss, np.nan), dZ
 
-# --- optimizers: in-place update of parameters p and moments s (2, ...) -----
+# --- optimizers: in-place update of parameters p and moments s (slots 0 and 1) --
 
 
 def sgd(p, g, s, eta, t, cfg):
@@ -229,7 +231,7 @@ def apply_update(P, G, state, cfg, lr, t):
     ----------
     P : ndarray of shape (K, n_features + 1), updated in place
     G : ndarray of shape (K, n_features + 1)
-    state : ndarray of shape (2, K, n_features + 1), updated in place
+    state : ndarray of shape (N_STATE_SLOTS, K, n_features + 1), updated in place
     cfg : KernelConfig
     lr : float
     t : int
@@ -306,7 +308,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
         classification losses)
     order : ndarray of shape (n_rows,), integer row indices visited in order
     P : ndarray of shape (K, n_features + 1), updated in place
-    state : ndarray of shape (2, K, n_features + 1), updated in place
+    state : ndarray of shape (N_STATE_SLOTS, K, n_features + 1), updated in place
     cfg : KernelConfig
     lr : float, base learning rate of this epoch
     t0 : int, number of updates made before this epoch
