@@ -38,6 +38,7 @@ from ._validation import (
     check_X,
     check_X_before_validate_data,
     check_y,
+    shown,
 )
 
 # The batch size is settled per call: partial_fit's chunks differ in size and
@@ -94,27 +95,38 @@ def _hold_out(n_samples, fraction, rng, strata=None):
     """Split ``range(n_samples)`` into sorted (training rows, validation rows).
 
     ``ceil(fraction · n)`` rows are held out, as scikit-learn's
-    ``ShuffleSplit``; with ``strata`` (class codes) they are shared among the
-    classes in proportion to their sizes, as ``StratifiedShuffleSplit``, and
-    every class keeps at least one training row.
+    ``ShuffleSplit``, for the regressor and the classifier alike; with
+    ``strata`` (class codes) they are shared among the classes in proportion
+    to their sizes, as ``StratifiedShuffleSplit``. A split that would leave
+    either side empty, or a class without a training row, raises: it never
+    holds out fewer rows than asked.
     """
     n_validation = int(np.ceil(fraction * n_samples))
+    check_validation_split(n_validation, n_samples, fraction)
     if strata is None:
         groups, sizes = [np.arange(n_samples)], [n_validation]
     else:
-        groups = [np.flatnonzero(strata == code) for code in np.unique(strata)]
+        labels = np.unique(strata)
+        groups = [np.flatnonzero(strata == code) for code in labels]
         counts = np.array([rows.size for rows in groups])
         share = n_validation * counts / n_samples
         sizes = np.floor(share).astype(np.int64)
         # The rows left over go to the classes with the largest remainders.
         leftover = np.argsort(sizes - share, kind="stable")[: n_validation - sizes.sum()]
         sizes[leftover] += 1
-        sizes = np.minimum(sizes, counts - 1)
+        emptied = np.flatnonzero(sizes >= counts)
+        if emptied.size:
+            k = emptied[0]
+            raise ValueError(
+                f"early_stopping's stratified hold-out of validation_fraction={fraction!r} "
+                f"would hold out all {int(counts[k])} row(s) of class classes_[{int(labels[k])}], "
+                "leaving it no training row. Use a smaller validation_fraction or more "
+                "rows, or set early_stopping=False."
+            )
     validation = np.sort(
         np.concatenate([rng.choice(rows, size=size, replace=False)
                         for rows, size in zip(groups, sizes)])  # fmt: skip
     )
-    check_validation_split(validation.size, n_samples, fraction)
     training = np.ones(n_samples, dtype=bool)
     training[validation] = False
     return np.flatnonzero(training), validation
@@ -687,8 +699,8 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
             self.classes_ = check_class_count(np.unique(y) if given is None else given)
         elif given is not None and not np.array_equal(given, self.classes_):
             raise ValueError(
-                f"classes={given!r} is not the same as on the first call, "
-                f"{self.classes_!r}."
+                f"classes={given.tolist()!r} is not the same as on the first call, "
+                f"{self.classes_.tolist()!r}."
             )
         codes = np.searchsorted(self.classes_, y)
         unknown = (codes >= len(self.classes_)) | (
@@ -696,8 +708,8 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         )
         if unknown.any():
             raise ValueError(
-                f"y contains labels not in classes_ {self.classes_!r}, such as "
-                f"{y[unknown][0]!r}."
+                f"y contains labels not in classes_ {self.classes_.tolist()!r}, such as "
+                f"{shown(y[unknown][0])}."
             )
         return codes
 

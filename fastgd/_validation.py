@@ -18,12 +18,23 @@ from ._config import CLASSIFICATION_LOSSES
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
+def shown(value):
+    """``repr(value)`` with NumPy scalars shown as the plain numbers they hold.
+
+    ``np.int64(-1)`` reads ``-1`` in a message, as the user typed it, not
+    NumPy 2's ``np.int64(-1)``.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def check_option(name, value, allowed):
     """Return ``value`` if it is one of ``allowed``, else raise with a suggestion."""
     if any(value is option or value == option for option in allowed):
         return value
     names = ", ".join(repr(option) for option in allowed)
-    message = f"{name}={value!r} is not supported; expected one of {names}."
+    message = f"{name}={shown(value)} is not supported; expected one of {names}."
     if isinstance(value, str):
         close = difflib.get_close_matches(
             value, [option for option in allowed if isinstance(option, str)], n=1
@@ -37,12 +48,12 @@ def check_int(name, value, minimum, maximum=None):
     """Return ``value`` as an int in ``[minimum, maximum]``, else raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(
-            f"{name} must be an integer >= {minimum}; got {value!r} "
+            f"{name} must be an integer >= {minimum}; got {shown(value)} "
             f"of type {type(value).__name__}."
         )
     if value < minimum or (maximum is not None and value > maximum):
         upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be an integer >= {minimum}{upper}; got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}{upper}; got {shown(value)}.")
     return int(value)
 
 
@@ -50,7 +61,7 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
     """Return ``value`` as a finite float inside the given interval, else raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(
-            f"{name} must be a real number; got {value!r} of type {type(value).__name__}."
+            f"{name} must be a real number; got {shown(value)} of type {type(value).__name__}."
         )
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
@@ -61,7 +72,7 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
         lo = "-inf" if low is None else repr(low)
         hi = "inf" if high is None else repr(high)
         raise ValueError(
-            f"{name} must be a finite number in {left}{lo}, {hi}{right}; got {value!r}."
+            f"{name} must be a finite number in {left}{lo}, {hi}{right}; got {shown(value)}."
         )
     return value
 
@@ -69,7 +80,7 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
 def check_callback(callback):
     """Return ``callback`` if it is callable or None, else raise."""
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {callback!r}.")
+        raise TypeError(f"callback must be callable or None; got {shown(callback)}.")
     return callback
 
 
@@ -80,7 +91,7 @@ def check_bool(name, value):
     """
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(
-            f"{name} must be True or False; got {value!r} of type {type(value).__name__}."
+            f"{name} must be True or False; got {shown(value)} of type {type(value).__name__}."
         )
     return bool(value)
 
@@ -103,7 +114,7 @@ def check_shuffle(shuffle):
         return check_option("shuffle", shuffle, SHUFFLE_MODES)
     raise TypeError(
         f"shuffle must be one of {', '.join(map(repr, SHUFFLE_MODES))}; got "
-        f"{shuffle!r} of type {type(shuffle).__name__}."
+        f"{shown(shuffle)} of type {type(shuffle).__name__}."
     )
 
 
@@ -124,13 +135,13 @@ def check_n_threads(n_threads):
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(
             f"n_threads must be an integer >= 1, or -1 for every CPU; got "
-            f"{n_threads!r} of type {type(n_threads).__name__}."
+            f"{shown(n_threads)} of type {type(n_threads).__name__}."
         )
     if n_threads == -1:
         return usable_cpu_count()
     if n_threads < 1:
         raise ValueError(
-            f"n_threads must be an integer >= 1, or -1 for every CPU; got {n_threads!r}."
+            f"n_threads must be an integer >= 1, or -1 for every CPU; got {shown(n_threads)}."
         )
     return int(n_threads)
 
@@ -144,12 +155,12 @@ def check_random_state(random_state):
     """
     allowed = "None, a non-negative integer or a numpy.random.Generator"
     if isinstance(random_state, (bool, np.bool_)):
-        raise TypeError(f"random_state must be {allowed}; got {random_state!r}.")
+        raise TypeError(f"random_state must be {allowed}; got {shown(random_state)}.")
     try:
         return np.random.default_rng(random_state)
     except (TypeError, ValueError) as exc:
         raise type(exc)(
-            f"random_state must be {allowed}; got {random_state!r} of type "
+            f"random_state must be {allowed}; got {shown(random_state)} of type "
             f"{type(random_state).__name__}."
         ) from exc
 
@@ -163,7 +174,7 @@ def check_class_count(classes):
     if len(classes) < 2:
         raise ValueError(
             f"A classifier needs samples of at least 2 classes; got {len(classes)} "
-            f"class in y: {np.asarray(classes).tolist()!r}."
+            f"class in y: {shown(np.asarray(classes).tolist())}."
         )
     return classes
 
@@ -173,7 +184,7 @@ def check_validation_split(n_validation, n_samples, validation_fraction):
     if n_validation < 1 or n_validation >= n_samples:
         raise ValueError(
             "early_stopping needs at least 1 validation row and 1 training row; "
-            f"validation_fraction={validation_fraction!r} of n_samples={n_samples} "
+            f"validation_fraction={shown(validation_fraction)} of n_samples={n_samples} "
             f"gives {n_validation} validation row(s). Use more rows or another "
             "validation_fraction, or set early_stopping=False."
         )
@@ -205,7 +216,7 @@ def _column(where, columns):
     """``column 1``, or ``column 1 ('n')`` for a DataFrame's column labels."""
     if columns is None or where >= len(columns):
         return f"column {where}"
-    return f"column {where} ({columns[where]!r})"
+    return f"column {where} ({shown(columns[where])})"
 
 
 def _assert_all_finite(a, name, source=None, columns=None):
@@ -331,9 +342,9 @@ def _refuse_column(frame, position, error):
     except (TypeError, ValueError) as exc:
         detail = f": {exc}"
     raise error(
-        f"X must hold real numbers; column {label!r} (column {position}) of the "
+        f"X must hold real numbers; column {shown(label)} (column {position}) of the "
         f"DataFrame X has dtype {dtype}{detail}. Encode, convert or drop that column, "
-        f"e.g. X[{label!r}].astype(np.float64)."
+        f"e.g. X[{shown(label)}].astype(np.float64)."
     )
 
 
@@ -675,7 +686,7 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
         allowed = (
             "class codes (integers, integral floats or bools)"
             if classification
-            else f"real values (floats or integers) for loss={loss!r}"
+            else f"real values (floats or integers) for loss={shown(loss)}"
         )
         raise TypeError(f"y must hold real numbers; got dtype {what} ({y.dtype}); "
                         f"expected {allowed}.")  # fmt: skip
@@ -684,7 +695,7 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     if classification:
         if y.dtype.kind == "f" and np.any(y != np.round(y)):
             raise ValueError(
-                f"loss={loss!r} needs integer class codes in y; got non-integer values "
+                f"loss={shown(loss)} needs integer class codes in y; got non-integer values "
                 "such as " + repr(float(y[y != np.round(y)][0])) + "."
             )
         low, high = y.min(), y.max()
@@ -700,18 +711,18 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
                 isinstance(n_classes, numbers.Integral) and n_classes == 2
             ):
                 raise ValueError(
-                    f"n_classes={n_classes!r} does not fit loss={loss!r}, a two-class "
+                    f"n_classes={shown(n_classes)} does not fit loss={shown(loss)}, a two-class "
                     "loss (codes 0 and 1); pass n_classes=2 or None."
                 )
             allowed = "0 or 1"
         if low < 0 or high > max(n_outputs - 1, 1):
             raise ValueError(
-                f"loss={loss!r} needs class codes in y within {allowed}; "
-                f"got values from {low!r} to {high!r}."
+                f"loss={shown(loss)} needs class codes in y within {allowed}; "
+                f"got values from {shown(low)} to {shown(high)}."
             )
         if n_classes is None and low == high:
             raise ValueError(
-                f"loss={loss!r} needs at least 2 classes in y; got only class "
+                f"loss={shown(loss)} needs at least 2 classes in y; got only class "
                 f"{int(low)}. Pass n_classes="
                 f"{'2' if loss != 'multinomial' else 'K'} if y is one chunk of a "
                 "larger problem that has the other classes."
@@ -719,7 +730,7 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     elif n_classes is not None:
         raise ValueError(
             f"n_classes applies to the classification losses only; got "
-            f"n_classes={n_classes!r} with loss={loss!r}. Leave it None."
+            f"n_classes={shown(n_classes)} with loss={shown(loss)}. Leave it None."
         )
     if not allow_copy:
         reason = _copy_reason(given, y, dtype)

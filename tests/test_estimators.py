@@ -330,6 +330,40 @@ def test_early_stopping_needs_rows_on_both_sides():
         MiniBatchRegressor(early_stopping=True, validation_fraction=0.99).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", [MiniBatchRegressor, MiniBatchClassifier])
+def test_both_hold_outs_follow_one_rule(estimator):
+    # 8 rows at 0.99: ceil(7.92) = 8 held out, none left to train on. The
+    # stratified split once held out 6 and trained on 2 without a word.
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    y = np.array([0, 1] * 4)
+    with pytest.raises(ValueError, match="gives 8 validation row"):
+        estimator(early_stopping=True, validation_fraction=0.99).fit(X, y)
+
+
+def test_stratified_hold_out_never_holds_out_fewer_rows_than_asked():
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.raises(ValueError, match=r"all 1 row\(s\) of class classes_\[1\]"):
+        MiniBatchClassifier(early_stopping=True, validation_fraction=0.6).fit(
+            X, np.array([0, 0, 0, 0, 1])
+        )
+    # Where every class keeps a training row, exactly ceil(fraction · n) are held out.
+    from fastgd._estimators import _hold_out
+
+    codes = np.array([0] * 7 + [1] * 3)
+    training, validation = _hold_out(10, 0.35, np.random.default_rng(0), strata=codes)
+    assert validation.size == 4 and training.size == 6
+    assert set(codes[training]) == {0, 1}
+
+
+def test_messages_show_plain_numbers_not_numpy_reprs():
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    with pytest.raises(ValueError, match="got values from -1 to 1") as info:
+        fastgd.fit(X, np.array([-1, 1] * 4), loss="log_loss")
+    assert "np." not in str(info.value)
+    with pytest.raises(ValueError, match="got -1[.]$"):
+        fastgd.fit(X, np.ones(8), epochs=np.int64(-1))
+
+
 def test_tol_without_early_stopping_watches_the_training_loss():
     X, y = regression_problem()
     settings = dict(lr=0.1, epochs=200, tol=1e-3, random_state=0)
