@@ -131,7 +131,10 @@ def fit(
         allowed.
     DivergenceError
         When a batch's loss, a parameter or an optimizer moment becomes NaN
-        or infinite: at once, naming the epoch and the batch. ``err.result`` holds the fit of the
+        or infinite: at once, naming the epoch and the batch. Also when an
+        epoch stays finite but its mean loss grows past 1e10 times the first
+        epoch's, or its largest absolute parameter past 1e10 times
+        max(1, the first epoch's): naming the epoch. ``err.result`` holds the fit of the
         last completed (finite) epoch; no NaN parameters are ever returned.
     KeyboardInterrupt
         On Ctrl-C, re-raised so that a script stops as it should, with the
@@ -368,6 +371,35 @@ def _callback_stops(callback, epoch, answer):
     )
 
 
+# How far an epoch's mean loss, or its largest absolute parameter, may grow
+# past the first epoch's before the fit counts as diverged while still
+# finite (an lr a little too large grows the loss geometrically, to 1e49
+# and beyond, long before it overflows). The parameters are measured
+# against max(1, the first epoch's), since a first epoch at a tiny rate
+# moves them very little. Generous on purpose: a real fit never grows its
+# loss ten orders of magnitude, nor its weights from O(1) to 1e10, except on
+# features scaled by 1e-10, which then need scaling anyway.
+GROWTH_BOUND = 1e10
+
+
+def growth_past_bound(state, loss):
+    """What grew past :data:`GROWTH_BOUND` in an epoch of ``loss`` (a message), or None.
+
+    The first epoch of a state records its loss and parameter scale instead.
+    """
+    scale = float(np.abs(state.P).max(initial=0.0))
+    if not np.isfinite(state.first_loss):
+        state.first_loss, state.first_scale = loss, scale
+        return None
+    if loss > GROWTH_BOUND * state.first_loss and loss > 0.0:
+        return (f"the mean loss grew to {loss:.3g}, more than {GROWTH_BOUND:g} times the "
+                f"first epoch's {state.first_loss:.3g}")  # fmt: skip
+    if scale > GROWTH_BOUND * max(state.first_scale, 1.0):
+        return (f"the largest parameter grew to {scale:.3g}, more than {GROWTH_BOUND:g} "
+                f"times max(1, the first epoch's {state.first_scale:.3g})")  # fmt: skip
+    return None
+
+
 class Epoch(NamedTuple):
     """What :func:`advance` reports of the epoch it ran.
 
@@ -430,7 +462,9 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
     ------
     DivergenceError
         When a batch's loss, a parameter or an optimizer moment becomes NaN
-        or infinite; its ``result`` is None (a caller holding a FitResult sets it).
+        or infinite, or when the epoch's loss or largest parameter grows past
+        :data:`GROWTH_BOUND` times the first epoch's; its ``result`` is None
+        (a caller holding a FitResult sets it).
     """
     saved = state.copy()
     try:
@@ -454,6 +488,9 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
             # The kernel stopped after the diverging batch's update, which
             # n_updates counts (``_reference.run_epoch``).
             raise DivergenceError(state.n_epochs + 1, int(n_updates), epoch_lr, None)
+        growth = growth_past_bound(state, float(epoch_loss))
+        if growth is not None:
+            raise DivergenceError(state.n_epochs + 1, None, epoch_lr, None, growth=growth)
         state.n_updates += int(n_updates)
         state.n_epochs += 1
         return Epoch(float(epoch_loss), seconds)

@@ -12,20 +12,28 @@ class DivergenceError(FloatingPointError):
     ----------
     epoch : int
         The epoch (1-based) in which training diverged.
-    batch : int
+    batch : int or None
         The batch (1-based, within that epoch) whose loss was not finite, or
         whose update left a parameter or a moment of the optimizer (Adam's
-        second moment overflowed to inf, say) that was not.
+        second moment overflowed to inf, say) that was not; None when the
+        epoch stayed finite but its loss or parameters grew past the bound
+        (``growth``).
+    growth : str or None
+        What grew past the bound of a finite divergence: the epoch's mean
+        loss, or its largest parameter, against the first epoch's.
     result : FitResult
         The fit as of the end of the last finite epoch.
     """
 
-    def __init__(self, epoch, batch, lr, result):
-        self.epoch, self.batch, self.result = epoch, batch, result
+    def __init__(self, epoch, batch, lr, result, growth=None):
+        self.epoch, self.batch, self.result, self.growth = epoch, batch, result, growth
+        if growth is None:
+            what = (f"in epoch {epoch}, batch {batch}: the loss, the parameters or the "
+                    "optimizer's moments became NaN or infinite")  # fmt: skip
+        else:
+            what = f"in epoch {epoch}: {growth}"
         super().__init__(
-            f"Training diverged in epoch {epoch}, batch {batch}: the loss, the "
-            "parameters or the optimizer's moments became NaN or infinite "
-            f"(lr={lr:g}). Try a smaller lr, "
+            f"Training diverged {what} (lr={lr:g}). Try a smaller lr, "
             "standardised features, or an adaptive optimizer such as 'adam'. "
             "The parameters of the last finite epoch are kept on err.result."
         )

@@ -200,6 +200,10 @@ class TrainState:
         Parameter updates made: the clock of ``invscaling`` and Adam.
     seed : int
         The row-order seed (see :func:`draw_seed`).
+    first_loss, first_scale : float
+        The first epoch's mean loss and largest absolute parameter (NaN
+        before it): what later epochs' growth is measured against
+        (``fastgd._engine.GROWTH_BOUND``).
     """
 
     P: np.ndarray
@@ -207,6 +211,8 @@ class TrainState:
     n_epochs: int = 0
     n_updates: int = 0
     seed: int = 0
+    first_loss: float = float("nan")
+    first_scale: float = float("nan")
 
     @classmethod
     def zeros(cls, n_features, n_outputs, dtype, random_state=None):
@@ -224,10 +230,12 @@ class TrainState:
     def copy(self):
         """An independent copy (the arrays copied)."""
         return TrainState(self.P.copy(), self.optimizer_state.copy(), self.n_epochs,
-                          self.n_updates, self.seed)  # fmt: skip
+                          self.n_updates, self.seed, self.first_loss,
+                          self.first_scale)  # fmt: skip
 
     def restore(self, other):
         """Become ``other`` again, in place (the arrays keep their identity)."""
         self.P[...] = other.P
         self.optimizer_state[...] = other.optimizer_state
         self.n_epochs, self.n_updates, self.seed = other.n_epochs, other.n_updates, other.seed
+        self.first_loss, self.first_scale = other.first_loss, other.first_scale

@@ -1,12 +1,15 @@
 """Divergence is caught at the batch where it happens, and no NaN is returned."""
 
+import pickle
+
 import numpy as np
 import pytest
 
-from fastgd._config import N_STATE_SLOTS
 import fastgd
 import fastgd.backends
-from support import REFERENCE_BACKEND
+from fastgd._config import N_STATE_SLOTS
+from fastgd._engine import GROWTH_BOUND
+from support import ALL_BACKENDS, REFERENCE_BACKEND
 
 DIVERGING = dict(lr=10.0, epochs=20, batch_size=32, random_state=0)
 
@@ -265,3 +268,62 @@ def test_the_compiled_finiteness_check_sees_a_sum_that_overflowed():
     for a, b in [(np.inf, 0.0), (1e308, 1e308), (np.nan, 1.0), (-np.inf, 1.0)]:
         finite, probe = finite_sum(a, b)
         assert not finite and np.isnan(probe), (a, b)
+
+
+# --- divergence that stays finite (issue 16 item 12) ---------------------------
+
+
+def _full_batch_just_past_stability(factor):
+    """A least-squares problem and a full-batch rate ``factor`` times its largest stable one's half."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6))
+    y = X @ rng.normal(size=6)
+    Xb = np.c_[X, np.ones(len(X))]
+    curvature = np.linalg.eigvalsh(Xb.T @ Xb / len(X)).max()
+    return X, y, factor / curvature
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_loss_growing_geometrically_is_divergence_before_it_overflows(backend):
+    # lr a little past 2/curvature: every epoch multiplies the loss by about
+    # 1.7, finite for hundreds of epochs, which were once returned silently.
+    X, y, lr = _full_batch_just_past_stability(2.6)
+    with pytest.raises(fastgd.DivergenceError, match="mean loss grew to") as info:
+        fastgd.fit(X, y, lr=lr, batch_size=None, shuffle=False, epochs=500, backend=backend)
+    err = info.value
+    assert err.batch is None and "first epoch" in err.growth
+    kept = err.result
+    # The epoch that crossed the bound is not kept; the ones before it are.
+    assert kept.n_epochs == err.epoch - 1 == len(kept.loss_history)
+    assert kept.loss_history[-1] <= GROWTH_BOUND * kept.loss_history[0]
+    assert np.all(np.isfinite(kept.coef))
+
+
+def test_the_growth_bound_counts_from_a_resumed_states_first_epoch():
+    X, y, lr = _full_batch_just_past_stability(2.6)
+    first = fastgd.fit(X, y, lr=lr, batch_size=None, shuffle=False, epochs=1)
+    state = pickle.loads(pickle.dumps(first.state))
+    assert state.first_loss == first.loss_history[0]
+    assert state.copy().first_scale == state.first_scale == np.abs(first.state.P).max()
+
+
+def test_the_largest_parameter_growing_past_the_bound_is_divergence():
+    from fastgd._engine import growth_past_bound
+    from fastgd._state import TrainState
+
+    state = TrainState.zeros(3, 1, np.float64)
+    state.P[...] = 0.5
+    assert growth_past_bound(state, 1.0) is None  # the first epoch: recorded
+    assert (state.first_loss, state.first_scale) == (1.0, 0.5)
+    state.P[0, 1] = -2e10  # bound: 1e10 · max(1, 0.5)
+    assert "largest parameter grew to -2e+10" not in (growth_past_bound(state, 1.0) or "")
+    assert "largest parameter grew to 2e+10" in growth_past_bound(state, 1.0)
+    state.P[0, 1] = 9e9
+    assert growth_past_bound(state, 0.5) is None
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.5, 1.9])
+def test_no_false_alarm_below_the_stability_limit(lr):
+    X, y, scaled = _full_batch_just_past_stability(lr)
+    result = fastgd.fit(X, y, lr=scaled, batch_size=None, shuffle=False, epochs=300)
+    assert result.n_epochs == 300
