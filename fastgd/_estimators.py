@@ -33,6 +33,7 @@ from ._settings import (
 from ._validation import (
     FLOAT_DTYPES,
     check_class_count,
+    check_initial,
     check_no_copy,
     check_validation_split,
     check_X,
@@ -173,7 +174,7 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- data and trainers ----------------------------------------------------
 
-    def _prepare(self, X, y, classes, settings, *, continuing):
+    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None)):
         """Validate the settings, X and y; changes nothing of the estimator.
 
         Returns ``(X, targets, codes, commit)``: X ready for the kernels, one
@@ -233,6 +234,7 @@ class _MiniBatchBase(BaseEstimator):
                 )  # fmt: skip
                 for _ in range(n_outputs if one_vs_rest else 1)
             ]
+            _start_from(trainers, *init, X.dtype)
 
         def commit():
             if continuing:
@@ -299,10 +301,15 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- training ---------------------------------------------------------------
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, coef_init=None, intercept_init=None):
         settings = self._settings()
-        continuing = settings["warm_start"] and hasattr(self, "_trainers")
-        X, targets, codes, commit = self._prepare(X, y, None, settings, continuing=continuing)
+        init = (coef_init, intercept_init)
+        # Initial parameters given start a new fit from them, warm_start or
+        # not (as scikit-learn, where they take precedence over coef_).
+        continuing = (settings["warm_start"] and hasattr(self, "_trainers")
+                      and coef_init is None and intercept_init is None)  # fmt: skip
+        X, targets, codes, commit = self._prepare(X, y, None, settings, continuing=continuing,
+                                                  init=init)  # fmt: skip
         rows, plateau, monitor = None, None, None
         tol = settings["tol"]
         early_stopping = settings["early_stopping"]
@@ -468,19 +475,25 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y):
+    def fit(self, X, y, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        coef_init : array-like of shape (n_features,), default=None
+            Initial weights (zeros when None). Given, this or
+            ``intercept_init`` starts a new fit from them, also with
+            ``warm_start``.
+        intercept_init : float or array-like of shape (1,), default=None
+            Initial intercept (0 when None).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y)
+        return self._fit(X, y, coef_init, intercept_init)
 
     def partial_fit(self, X, y):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
@@ -609,7 +622,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y):
+    def fit(self, X, y, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
@@ -617,12 +630,20 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Labels of any kind; at least two distinct values.
+        coef_init : array-like of shape (n_classes, n_features), default=None
+            Initial weights (zeros when None), rows in the order of
+            ``classes_``; for two classes of shape (1, n_features) or
+            (n_features,). Given, this or ``intercept_init`` starts a new
+            fit from them, also with ``warm_start``.
+        intercept_init : array-like of shape (n_classes,), default=None
+            Initial intercepts (0 when None); for two classes a number or
+            shape (1,).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y)
+        return self._fit(X, y, coef_init, intercept_init)
 
     def partial_fit(self, X, y, classes=None):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
@@ -726,6 +747,31 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
 
     def _score_rows(self, predictor, X, codes):
         return float(np.mean(predictor.predict(X) == codes))
+
+
+def _start_from(trainers, coef_init, intercept_init, dtype):
+    """Set new trainers' parameters from ``coef_init`` / ``intercept_init`` (None: zeros).
+
+    The public shapes are the rows of every trainer's parameter block
+    stacked: ``(n_outputs, n_features)`` and ``(n_outputs,)``, a single
+    output's also as ``(n_features,)`` and a number.
+    """
+    rows = [row for trainer in trainers for row in trainer.P]
+    n_outputs, n_features = len(rows), rows[0].shape[0] - 1
+    if coef_init is None and intercept_init is None:
+        return
+    shape = (n_outputs, n_features)
+    coef = np.zeros(shape, dtype) if coef_init is None else check_initial(
+        "coef_init", coef_init, shape, dtype)  # fmt: skip
+    intercept = np.zeros(n_outputs, dtype) if intercept_init is None else check_initial(
+        "intercept_init", intercept_init, (n_outputs,), dtype)  # fmt: skip
+    start = 0
+    for trainer in trainers:
+        P = trainer.snapshot()
+        P[:, :-1] = coef[start : start + P.shape[0]]
+        P[:, -1] = intercept[start : start + P.shape[0]]
+        trainer.restore(P)
+        start += P.shape[0]
 
 
 def _store_parameters(estimator, values):

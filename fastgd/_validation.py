@@ -179,6 +179,34 @@ def check_class_count(classes):
     return classes
 
 
+def check_initial(name, value, shape, dtype):
+    """``value`` (``coef_init`` or ``intercept_init``) as a float array of ``shape`` and ``dtype``.
+
+    A single output's may drop the leading 1 (a binary model's
+    ``(n_features,)``, an intercept given as a number); real numbers only,
+    finite in ``dtype``.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers; got an array of dtype {array.dtype}."
+        )
+    allowed = {tuple(shape)} | ({tuple(shape[1:])} if shape[0] == 1 else set())
+    if array.shape not in allowed:
+        expected = " or ".join(str(option) for option in sorted(allowed, key=len, reverse=True))
+        raise ValueError(
+            f"{name} must have shape {expected} for this model; got shape {array.shape}."
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.reshape(shape).astype(dtype)
+    if not np.isfinite(cast).all():
+        raise ValueError(
+            f"{name} must be finite in {np.dtype(dtype)}; got "
+            f"{shown(array.reshape(-1)[~np.isfinite(cast).reshape(-1)][0])}."
+        )
+    return cast
+
+
 def check_validation_split(n_validation, n_samples, validation_fraction):
     """Raise unless a hold-out of ``n_validation`` rows leaves both sides non-empty."""
     if n_validation < 1 or n_validation >= n_samples:

@@ -652,3 +652,93 @@ def test_a_refit_on_non_finite_X_of_any_width_changes_nothing(make, width, n, ba
         model.fit(new_X, y[:n])
     _assert_same_state(before, _fitted_state(model))
     np.testing.assert_array_equal(model.predict(X), predictions)
+
+
+# --- coef_init / intercept_init (issue 16 item 9) --------------------------------
+
+
+def _sklearn_sgd(estimator, **settings):
+    # scikit-learn's plain SGD at fastgd's batch_size=1, shuffle=False,
+    # constant rate. It trains coef_init in place (scikit-learn 1.9), so
+    # the tests hand it copies.
+    return estimator(learning_rate="constant", penalty=None, alpha=0.0, shuffle=False,
+                     tol=None, **settings)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", fastgd.available_backends())
+def test_initial_parameters_match_scikit_learn(backend):
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([1.0, 2.0, 3.0]) + 1.0
+    coef, intercept = np.array([0.5, -0.5, 0.25]), 0.75
+    for epochs in (1, 3):
+        expected = _sklearn_sgd(SGDRegressor, eta0=0.01, max_iter=epochs).fit(
+            X, y, coef_init=coef.copy(), intercept_init=intercept)  # fmt: skip
+        model = MiniBatchRegressor(lr=0.01, batch_size=1, shuffle=False, epochs=epochs,
+                                   backend=backend).fit(X, y, coef_init=coef,
+                                                        intercept_init=intercept)  # fmt: skip
+        np.testing.assert_allclose(model.coef_, expected.coef_, rtol=1e-10)
+        np.testing.assert_allclose(model.intercept_, expected.intercept_, rtol=1e-10)
+        np.testing.assert_array_equal(coef, [0.5, -0.5, 0.25])  # fastgd leaves it alone
+    labels = np.array([0, 1, 2] * 20)
+    C, b = rng.normal(size=(3, 3)), rng.normal(size=3)
+    expected = _sklearn_sgd(SGDClassifier, loss="hinge", eta0=0.01, max_iter=2).fit(
+        X, labels, coef_init=C.copy(), intercept_init=b.copy())  # fmt: skip
+    model = MiniBatchClassifier(loss="hinge", lr=0.01, batch_size=1, shuffle=False, epochs=2,
+                                backend=backend).fit(X, labels, coef_init=C,
+                                                     intercept_init=b)  # fmt: skip
+    np.testing.assert_allclose(model.coef_, expected.coef_, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_, expected.intercept_, rtol=1e-10)
+
+
+def test_initial_parameters_of_every_model_shape():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    # A rate too small to move them keeps the initial values, in the
+    # public shapes of a binary and a multinomial model.
+    for labels, shape in ((np.array([0, 1] * 20), (1, 2)), (np.array([0, 1, 2, 3] * 10), (4, 2))):
+        C = rng.normal(size=shape)
+        b = rng.normal(size=shape[0])
+        model = MiniBatchClassifier(epochs=1, lr=1e-12, random_state=0).fit(
+            X, labels, coef_init=C, intercept_init=b)  # fmt: skip
+        np.testing.assert_allclose(model.coef_, C, atol=1e-9)
+        np.testing.assert_allclose(model.intercept_, b, atol=1e-9)
+    binary = MiniBatchClassifier(epochs=1, lr=1e-12, random_state=0).fit(
+        X, np.array([0, 1] * 20), coef_init=np.array([3.0, -3.0]), intercept_init=2.0)  # fmt: skip
+    np.testing.assert_allclose(binary.coef_, [[3.0, -3.0]], atol=1e-9)
+    np.testing.assert_allclose(binary.intercept_, [2.0], atol=1e-9)
+
+
+def test_initial_parameters_start_a_new_fit_also_with_warm_start():
+    X, y = regression_problem()
+    model = MiniBatchRegressor(warm_start=True, epochs=3, random_state=0).fit(X, y)
+    restarted = model.fit(X, y, coef_init=np.zeros(X.shape[1]))
+    fresh = MiniBatchRegressor(epochs=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(restarted.coef_, fresh.coef_)
+    assert restarted.n_iter_ == 3
+
+
+@pytest.mark.parametrize(
+    "init, error, match",
+    [
+        (dict(coef_init=np.ones(5)), ValueError, r"coef_init must have shape \(1, 4\) or \(4,\)"),
+        (dict(coef_init=np.array([1.0, np.nan, 0.0, 0.0])), ValueError, "finite"),
+        (dict(coef_init=np.full(4, 1e300)), None, None),
+        (dict(coef_init=np.array(list("abcd"))), TypeError, "real numbers"),
+        (dict(intercept_init=np.ones(2)), ValueError, "intercept_init must have shape"),
+        (dict(intercept_init=np.inf), ValueError, "finite in float64"),
+    ],
+)
+def test_bad_initial_parameters_are_refused_before_training(init, error, match):
+    X, y = regression_problem()
+    model = MiniBatchRegressor(epochs=1, random_state=0).fit(X, y)
+    before = model.coef_.copy()
+    if error is None:  # finite in float64, refused in float32
+        with pytest.raises(ValueError, match="finite in float32"):
+            model.fit(X.astype(np.float32), y, **init)
+    else:
+        with pytest.raises(error, match=match):
+            model.fit(X, y, **init)
+    np.testing.assert_array_equal(model.coef_, before)
