@@ -57,15 +57,37 @@ def run_python(code):
 
 # --- scikit-learn's estimator checks ----------------------------------------------
 # Every check passes with the defaults (the defaults of fastgd.fit: 10 epochs
-# of batch 32 at lr=0.01), and with hinge / one-vs-rest for the classifier; no
-# check is marked as an expected failure.
+# of batch 32 at lr=0.01), and with hinge / one-vs-rest for the classifier,
+# except three of the regressor's, which fit y ~ N(0, 1) on features around
+# 100 (not standardised): plain SGD at lr=0.01 diverges there (the loss grows
+# 1e14-fold in an epoch), which fastgd reports as a DivergenceError instead
+# of returning a finite but meaningless model. The README says so.
+DIVERGING_CHECKS = {
+    name: "features around 100 make SGD at the default lr diverge: DivergenceError"
+    for name in ("check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in")
+}
+
+
+def expected_failures(estimator):
+    return DIVERGING_CHECKS if isinstance(estimator, MiniBatchRegressor) else {}
 
 
 @parametrize_with_checks(
-    [MiniBatchRegressor(), MiniBatchClassifier(), MiniBatchClassifier(loss="hinge")]
+    [MiniBatchRegressor(), MiniBatchClassifier(), MiniBatchClassifier(loss="hinge")],
+    expected_failed_checks=expected_failures,
 )
 def test_estimators_pass_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("name", sorted(DIVERGING_CHECKS))
+def test_the_checks_expected_to_fail_fail_by_divergence_only(name):
+    import sklearn.utils.estimator_checks as checks
+
+    with pytest.raises(fastgd.DivergenceError, match="grew to"):
+        getattr(checks, name)("MiniBatchRegressor", MiniBatchRegressor())
+    # At a rate the data allow, the same check passes.
+    getattr(checks, name)("MiniBatchRegressor", MiniBatchRegressor(lr=1e-6))
 
 
 # --- scikit-learn's tools -----------------------------------------------------------
