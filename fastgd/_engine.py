@@ -175,7 +175,7 @@ def fit(
     tol = settings["tol"]
     result = trainer.result
     try:
-        result.converged = run_epochs(
+        result.converged = STOPPED_BY_TOL == run_epochs(
             lambda: trainer.epoch(X, y, shuffle=settings["shuffle"]),
             settings["epochs"],
             plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
@@ -278,15 +278,21 @@ class Plateau:
         return self._no_improvement >= self.n_iter_no_change
 
 
+# Why :func:`run_epochs` ended: the stopping rule was met, the callback
+# asked, or every epoch ran.
+STOPPED_BY_TOL, STOPPED_BY_CALLBACK, RAN_ALL_EPOCHS = "tol", "callback", "epochs"
+
+
 def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
                parameters=None, progress=None, first_epoch=1):  # fmt: skip
     """The epoch loop shared by ``fastgd.fit`` and the estimators.
 
     After each ``step()`` (one epoch; returns its training loss), in this
-    order: the progress display, the user's callback, a pending Ctrl-C (see
-    :class:`InterruptAtEpochEnd`), the stopping rule. Everything optional is
-    skipped by one ``is None`` test per epoch, so a loop without them costs
-    nothing beyond the epochs themselves.
+    order: the watched value (``monitor``), the progress display, the
+    user's callback, a pending Ctrl-C (see :class:`InterruptAtEpochEnd`),
+    the stopping rule. Everything optional is skipped by one ``is None``
+    test per epoch, so a loop without them costs nothing beyond the epochs
+    themselves.
 
     ``step`` must be all-or-nothing (as :meth:`Trainer.epoch` is): whatever
     it raises (DivergenceError, KeyboardInterrupt), the model is left as
@@ -301,23 +307,27 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     plateau : Plateau or None
         The stopping rule; None never stops early.
     monitor : callable or None
-        ``monitor(loss) -> float``: the value the plateau watches (default:
-        the training loss itself).
+        ``monitor(loss) -> (name, score)``: the value the plateau watches is
+        ``-score`` (default: the training loss itself); the progress display
+        shows ``name=score``.
     callback : callable or None
         ``callback(epoch, loss, coef, intercept)``; True stops training.
     parameters : callable or None
         ``parameters() -> (coef, intercept)``: copies handed to ``callback``.
     progress : object or None
-        With ``update(loss)`` called after every epoch and ``close()`` at the
-        end (see ``fastgd._progress``).
+        With ``update(loss, watched)`` called after every epoch (``watched``
+        the monitor's ``(name, score)`` or None) and ``close(reason)`` at the
+        end, ``reason`` a sentence saying why training stopped, or None when
+        it stopped on an exception (see ``fastgd._progress``).
     first_epoch : int, default=1
         Number given to the callback for the first epoch of this loop (an
         estimator that continues training counts on from its earlier epochs).
 
     Returns
     -------
-    bool
-        True when the plateau rule stopped training, False otherwise.
+    str
+        Why training ended: :data:`STOPPED_BY_TOL` (the plateau rule),
+        :data:`STOPPED_BY_CALLBACK` or :data:`RAN_ALL_EPOCHS`.
 
     Raises
     ------
@@ -328,26 +338,44 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
         A TypeError, when ``callback`` returns anything but True, False,
         None (or a NumPy bool); the epoch it saw is kept.
     """
+    ended = None
     try:
         with InterruptAtEpochEnd() as interrupt:
             for epoch in range(first_epoch, first_epoch + epochs):
                 loss = step()
+                watched = None if monitor is None else monitor(loss)
                 if progress is not None:
-                    progress.update(loss)
+                    progress.update(loss, watched)
                 stop = callback is not None and _callback_stops(
                     callback, epoch, callback(epoch, loss, *parameters())
                 )
                 interrupt.check()
                 if stop:
-                    return False
+                    ended = STOPPED_BY_CALLBACK
+                    return ended
                 if plateau is not None and plateau.update(
-                    loss if monitor is None else monitor(loss)
+                    loss if watched is None else -watched[1]
                 ):
-                    return True
-            return False
+                    ended = STOPPED_BY_TOL
+                    return ended
+            ended = RAN_ALL_EPOCHS
+            return ended
     finally:
         if progress is not None:
-            progress.close()
+            progress.close(None if ended is None else _stop_reason(ended, plateau, monitor))
+
+
+def _stop_reason(ended, plateau, monitor):
+    """The sentence the progress display ends with."""
+    if ended == STOPPED_BY_CALLBACK:
+        return "stopped: the callback returned True"
+    watched = "training loss" if monitor is None else "validation score"
+    if ended == STOPPED_BY_TOL:
+        return (f"stopped: the {watched} did not improve by tol={plateau.tol:g} for "
+                f"{plateau.n_iter_no_change} epochs in a row")  # fmt: skip
+    if plateau is None:
+        return "ran every epoch (tol=None: no stopping rule)"
+    return f"ran every epoch without meeting tol={plateau.tol:g} on the {watched}"
 
 
 class CallbackReturnError(TypeError):

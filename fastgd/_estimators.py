@@ -9,16 +9,18 @@ scikit-learn.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._config import LOSSES, PROBABILISTIC_LOSSES
-from ._engine import Plateau, Trainer, add_note, run_epochs
+from ._engine import RAN_ALL_EPOCHS, Plateau, Trainer, add_note, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS
@@ -61,12 +63,22 @@ _COMMON_ATTRIBUTES = """\
         Mean training loss of every epoch (without the penalty), as in
         :attr:`fastgd.FitResult.loss_history`; averaged over the models of a
         one-vs-rest classifier.
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the score on the held-out rows after every
+        epoch of the last ``fit`` (R² for the regressor, accuracy for the
+        classifier), as scikit-learn's ``MLPClassifier``; None without.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``: the epoch whose parameters the
+        model keeps.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X was a DataFrame with string column names.
 
     Notes
     -----
+    ``fit`` stops by scikit-learn's rule (``tol``, ``n_iter_no_change``) and
+    warns with a ``ConvergenceWarning`` when it reaches ``epochs`` first.
+
     A ``fit`` or ``partial_fit`` refused before training (a ValueError or
     TypeError for X, y or a setting) leaves the estimator exactly as it was:
     every check runs before any attribute is set.
@@ -320,6 +332,8 @@ class _MiniBatchBase(BaseEstimator):
             )  # fmt: skip
         commit()
         trainers = self._trainers
+        self.validation_scores_ = [] if early_stopping else None
+        self.best_validation_score_ = None
         if early_stopping:
             X_valid, y_valid = X[held], codes[held]
             best = {"score": -np.inf, "P": None}
@@ -328,17 +342,18 @@ class _MiniBatchBase(BaseEstimator):
                 score = self._score_rows(
                     self._predictor(*self._current_parameters()), X_valid, y_valid
                 )
+                self.validation_scores_.append(score)
                 if score > best["score"]:
-                    best["score"] = score
+                    best["score"] = self.best_validation_score_ = score
                     best["P"] = [trainer.snapshot() for trainer in trainers]
-                return -score
+                return "validation score", score
 
             tol = 0.0 if tol is None else tol
         if tol is not None:
             plateau = Plateau(tol, settings["n_iter_no_change"])
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         try:
-            run_epochs(
+            ended = run_epochs(
                 lambda: self._epoch(X, targets, settings["shuffle"], rows),
                 settings["epochs"],
                 plateau=plateau,
@@ -353,6 +368,17 @@ class _MiniBatchBase(BaseEstimator):
         except KeyboardInterrupt as exc:
             self._note_interrupt(exc, "fit")
             raise
+        else:
+            if plateau is not None and ended == RAN_ALL_EPOCHS:
+                watched = "validation score" if early_stopping else "training loss"
+                warnings.warn(
+                    f"{type(self).__name__} ran all epochs={settings['epochs']} without "
+                    f"its {watched} meeting the stopping rule (tol={plateau.tol:g}, "
+                    f"n_iter_no_change={plateau.n_iter_no_change}). Consider increasing "
+                    "epochs, or a larger lr.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         finally:
             # Also when training stopped on an error: the completed epochs'
             # parameters (all finite) are what the model keeps.
@@ -441,14 +467,14 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         lr=0.01,
         schedule="constant",
         batch_size=32,
-        epochs=10,
+        epochs=1000,
         penalty=None,
         alpha=0.0001,
         l1_ratio=0.15,
         fit_intercept=True,
         shuffle=True,
         drop_last=False,
-        tol=None,
+        tol=1e-3,
         n_iter_no_change=5,
         early_stopping=False,
         validation_fraction=0.1,
@@ -588,14 +614,14 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         lr=0.01,
         schedule="constant",
         batch_size=32,
-        epochs=10,
+        epochs=1000,
         penalty=None,
         alpha=0.0001,
         l1_ratio=0.15,
         fit_intercept=True,
         shuffle=True,
         drop_last=False,
-        tol=None,
+        tol=1e-3,
         n_iter_no_change=5,
         early_stopping=False,
         validation_fraction=0.1,

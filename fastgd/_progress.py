@@ -14,8 +14,9 @@ def make_progress(verbose, epochs, n_rows, description):
     Parameters
     ----------
     verbose : int
-        0: nothing; 1 or more: a tqdm bar on stderr with the running loss and
-        rows/s (a plain line per epoch where tqdm is not installed).
+        0: nothing; 1 or more: a tqdm bar on stderr with the running loss,
+        the watched validation score and rows/s (a plain line per epoch where
+        tqdm is not installed), then a line saying why training stopped.
     epochs : int
         Length of the bar.
     n_rows : int
@@ -40,15 +41,18 @@ class TqdmProgress:
         self.n_rows = n_rows
         self._last = time.perf_counter()
 
-    def update(self, loss):
+    def update(self, loss, watched=None):
         now = time.perf_counter()
         rate = self.n_rows / max(now - self._last, 1e-12)
         self._last = now
-        self.bar.set_postfix_str(f"loss={loss:.5g}, {rate:.3g} rows/s", refresh=False)
+        self.bar.set_postfix_str(f"loss={loss:.5g}{_watched(watched)}, {rate:.3g} rows/s",
+                                 refresh=False)  # fmt: skip
         self.bar.update(1)
 
-    def close(self):
+    def close(self, reason=None):
         self.bar.close()
+        if reason is not None:
+            print(f"{self.bar.desc}: {reason}", file=sys.stderr, flush=True)
 
 
 class EpochLines:
@@ -61,17 +65,23 @@ class EpochLines:
         self.epoch = 0
         self._last = time.perf_counter()
 
-    def update(self, loss):
+    def update(self, loss, watched=None):
         now = time.perf_counter()
         rate = self.n_rows / max(now - self._last, 1e-12)
         self._last = now
         self.epoch += 1
         print(
-            f"{self.description}: epoch {self.epoch}/{self.epochs}, loss {loss:.5g}, "
-            f"{rate:.3g} rows/s",
+            f"{self.description}: epoch {self.epoch}/{self.epochs}, loss {loss:.5g}"
+            f"{_watched(watched)}, {rate:.3g} rows/s",
             file=sys.stderr,
             flush=True,
         )
 
-    def close(self):
-        pass
+    def close(self, reason=None):
+        if reason is not None:
+            print(f"{self.description}: {reason}", file=sys.stderr, flush=True)
+
+
+def _watched(watched):
+    """``, name=score`` of the monitor's ``(name, score)``, or nothing."""
+    return "" if watched is None else f", {watched[0]}={watched[1]:.5g}"

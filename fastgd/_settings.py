@@ -60,6 +60,7 @@ from ._validation import (
     check_option,
     check_random_state,
     check_shuffle,
+    check_verbose,
     usable_cpu_count,
 )
 from .backends import BACKEND_MODULES
@@ -259,6 +260,13 @@ SETTINGS = (
     Setting(
         "epochs", 10, Int(1), LOOP,
         doc="Most passes over the data in one call to ``fit``.",
+        # scikit-learn's max_iter and tol: the estimators stop when the
+        # loss stops improving, and warn when they reach the cap first.
+        per_entry=dict.fromkeys(ESTIMATORS, dict(default=1000, doc=_doc("""
+            Most passes over the data in one call to ``fit`` (scikit-learn's
+            ``max_iter``); reaching it before the ``tol`` rule stops training
+            warns with a ``ConvergenceWarning``.
+        """))),
     ),  # fmt: skip
     Setting(
         "penalty", None, Option(PENALTIES), KERNEL,
@@ -306,7 +314,7 @@ SETTINGS = (
             With a value, stop once the epoch loss has not improved on the best
             by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
         """),
-        per_entry=dict.fromkeys(ESTIMATORS, dict(doc=_doc("""
+        per_entry=dict.fromkeys(ESTIMATORS, dict(default=1e-3, doc=_doc("""
             Without ``early_stopping``: stop once the training loss has not
             improved on its best by at least ``tol`` for ``n_iter_no_change``
             epochs in a row (None: always run ``epochs``). With
@@ -360,11 +368,12 @@ SETTINGS = (
         "usable",
     ),  # fmt: skip
     Setting(
-        "verbose", 0, Int(0), LOOP, entries=ESTIMATORS,
+        "verbose", 0, Checked(check_verbose, "int or bool"), LOOP, entries=ESTIMATORS,
         doc=_doc("""
-            1 or more shows a progress bar over ``fit``'s epochs on stderr (tqdm,
-            with the running loss and rows/s; a plain line per epoch where tqdm is
-            not installed).
+            True (or 1 and more) shows a progress bar over ``fit``'s epochs on
+            stderr (tqdm, with the running loss, the validation score that
+            ``early_stopping`` watches and rows/s; a plain line per epoch where
+            tqdm is not installed), then a line saying why training stopped.
         """),
     ),  # fmt: skip
     Setting(

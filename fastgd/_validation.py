@@ -77,6 +77,13 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
     return value
 
 
+def check_verbose(verbose):
+    """Return ``verbose`` as an int >= 0: True is 1, False 0 (scikit-learn takes both)."""
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    return check_int("verbose", verbose, 0)
+
+
 def check_callback(callback):
     """Return ``callback`` if it is callable or None, else raise."""
     if callback is not None and not callable(callback):

@@ -220,7 +220,7 @@ def test_hinge_has_no_predict_proba():
 
 def test_regressor_shapes_follow_sgd_regressor():
     X, y = regression_problem()
-    model = MiniBatchRegressor(random_state=0).fit(X, y)
+    model = MiniBatchRegressor(epochs=10, tol=None, random_state=0).fit(X, y)
     assert model.coef_.shape == (4,)
     assert model.intercept_.shape == (1,)
     assert model.predict(X).shape == (120,)
@@ -410,12 +410,46 @@ def test_verbose_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     X, y = regression_problem()
-    MiniBatchRegressor(verbose=1, epochs=3, random_state=0).fit(X, y)
+    MiniBatchRegressor(verbose=True, epochs=3, tol=None, random_state=0).fit(X, y)
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split(",")[0] for line in lines] == [
+    assert [line.split(",")[0] for line in lines[:3]] == [
         f"MiniBatchRegressor: epoch {i}/3" for i in (1, 2, 3)
     ]
-    assert all("rows/s" in line for line in lines)
+    assert all("rows/s" in line for line in lines[:3])
+    assert lines[3:] == ["MiniBatchRegressor: ran every epoch (tol=None: no stopping rule)"]
+
+
+def test_verbose_shows_the_watched_score_and_why_training_stopped(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X, y = regression_problem(n=400)
+    model = MiniBatchRegressor(verbose=1, early_stopping=True, lr=0.05, random_state=0,
+                               n_iter_no_change=3).fit(X, y)  # fmt: skip
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == model.n_iter_ + 1 == len(model.validation_scores_) + 1
+    assert f"validation score={model.validation_scores_[0]:.5g}" in lines[0]
+    assert lines[-1] == ("MiniBatchRegressor: stopped: the validation score did not improve "
+                         "by tol=0.001 for 3 epochs in a row")  # fmt: skip
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert MiniBatchRegressor().fit(X, y).validation_scores_ is None
+
+
+def test_sklearn_defaults_stop_when_the_loss_stops_improving_and_warn_otherwise():
+    from sklearn.datasets import load_diabetes
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = MiniBatchRegressor(random_state=0).fit(X, y)
+    assert model.n_iter_ < 1000
+    # scikit-learn's SGDRegressor() scores 0.51 on the training data.
+    assert model.score(X, y) > 0.5
+    with pytest.warns(ConvergenceWarning, match="ran all epochs=2"):
+        MiniBatchRegressor(epochs=2, random_state=0).fit(X, y)
 
 
 def test_quiet_fit_prints_nothing_and_imports_no_tqdm():
@@ -423,7 +457,7 @@ def test_quiet_fit_prints_nothing_and_imports_no_tqdm():
         "import sys, numpy as np, fastgd\n"
         "assert 'sklearn' not in sys.modules, 'import fastgd imported sklearn'\n"
         "X = np.random.default_rng(0).normal(size=(50, 2))\n"
-        "fastgd.MiniBatchRegressor(epochs=2).fit(X, X[:, 0])\n"
+        "fastgd.MiniBatchRegressor(epochs=2, tol=None).fit(X, X[:, 0])\n"
         "assert 'tqdm' not in sys.modules, 'verbose=0 imported tqdm'\n"
     )
     run = run_python(code)

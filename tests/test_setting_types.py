@@ -70,7 +70,7 @@ def test_a_small_integer_type_epoch_count_runs_every_epoch(entry):
         result = fastgd.fit(X, y_real, **settings)
         assert result.n_epochs == 255 and len(result.loss_history) == 255
         return
-    model = getattr(fastgd, entry)(**settings)
+    model = getattr(fastgd, entry)(tol=None, **settings)
     model.fit(X, y_class if entry == "MiniBatchClassifier" else y_real)
     assert model.n_iter_ == 255
 
@@ -79,7 +79,7 @@ def test_a_small_integer_type_epoch_count_runs_every_epoch(entry):
 def test_the_step_schedule_counts_past_its_setting_type(entry):
     """``step_size=np.uint8(2)`` with 300 epochs: epoch // step_size passes 255."""
     X, y_real, y_class = problem()
-    model = getattr(fastgd, entry)(epochs=300, batch_size=30, schedule="step",
+    model = getattr(fastgd, entry)(epochs=300, batch_size=30, schedule="step", tol=None,
                                    step_size=np.uint8(2), random_state=0)  # fmt: skip
     model.fit(X, y_class if entry == "MiniBatchClassifier" else y_real)
     assert model.n_iter_ == 300
