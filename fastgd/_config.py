@@ -19,7 +19,7 @@ LOSSES = (
 )
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 PENALTIES = (None, "l2", "l1", "elasticnet")
-SCHEDULES = ("constant", "invscaling", "exponential", "step")
+SCHEDULES = ("constant", "invscaling", "exponential", "step", "adaptive")
 # "data": a batch's gradient is shared over the threads, the same result for
 # any thread count; "hogwild": threads update the parameters without locks.
 PARALLEL_MODES = ("data", "hogwild")

@@ -18,7 +18,7 @@ import numpy as np
 from ._config import ExecutionConfig
 from ._errors import DivergenceError
 from ._result import FitResult
-from ._schedule import EPOCH_RATE_SETTINGS, epoch_learning_rate
+from ._schedule import EPOCH_RATE_SETTINGS, adaptive_decay, epoch_learning_rate
 from ._settings import (
     FIT,
     check_settings,
@@ -181,6 +181,7 @@ def fit(
             plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
             callback=settings["callback"],
             parameters=lambda: (result.coef.copy(), np.copy(result.intercept)),
+            on_plateau=trainer.on_plateau,
         )
     except (KeyboardInterrupt, CallbackReturnError) as exc:
         exc.result = result
@@ -268,6 +269,10 @@ class Plateau:
         self.best = np.inf
         self._no_improvement = 0
 
+    def restart(self):
+        """Count epochs without improvement from zero again (the best is kept)."""
+        self._no_improvement = 0
+
     def update(self, value):
         """Record one epoch's ``value``; return True when training should stop."""
         if value > self.best - self.tol:
@@ -284,7 +289,7 @@ STOPPED_BY_TOL, STOPPED_BY_CALLBACK, RAN_ALL_EPOCHS = "tol", "callback", "epochs
 
 
 def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
-               parameters=None, progress=None, first_epoch=1):  # fmt: skip
+               parameters=None, progress=None, first_epoch=1, on_plateau=None):  # fmt: skip
     """The epoch loop shared by ``fastgd.fit`` and the estimators.
 
     After each ``step()`` (one epoch; returns its training loss), in this
@@ -322,6 +327,10 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
     first_epoch : int, default=1
         Number given to the callback for the first epoch of this loop (an
         estimator that continues training counts on from its earlier epochs).
+    on_plateau : callable or None
+        ``on_plateau() -> bool``, called when the plateau rule would stop:
+        True goes on (the plateau counts from zero again; ``adaptive``
+        divided the rate), False stops.
 
     Returns
     -------
@@ -356,6 +365,9 @@ def run_epochs(step, epochs, *, plateau=None, monitor=None, callback=None,
                 if plateau is not None and plateau.update(
                     loss if watched is None else -watched[1]
                 ):
+                    if on_plateau is not None and on_plateau():
+                        plateau.restart()
+                        continue
                     ended = STOPPED_BY_TOL
                     return ended
             ended = RAN_ALL_EPOCHS
@@ -473,7 +485,8 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
         The epoch's row-order mode (see :func:`fastgd.fit`).
     lr_schedule : callable
         ``lr_schedule(epoch) -> float``: the base learning rate of epoch
-        ``epoch`` (0-based), what the backend receives.
+        ``epoch`` (0-based); the backend receives it times the state's
+        ``lr_factor`` (``schedule='adaptive'``).
     rows : ndarray of int or None, default=None
         Train on these rows of X and y only (in this order, before any
         shuffling), without copying them.
@@ -502,7 +515,7 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
         order = (RowOrder() if orders is None else orders).draw(
             state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
         )
-        epoch_lr = lr_schedule(state.n_epochs)
+        epoch_lr = lr_schedule(state.n_epochs) * state.lr_factor
         P, optimizer_state, t0 = state.P, state.optimizer_state, state.n_updates
         started = time.perf_counter()
         # Dense or CSR X alike: the backend picks its kernel by the layout
@@ -629,6 +642,20 @@ class Trainer:
         """The base learning rate of epoch ``epoch`` (0-based) under this schedule."""
         schedule, lr, decay, step_size, gamma = self.schedule
         return epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
+
+    def on_plateau(self):
+        """What ``schedule='adaptive'`` does where the stopping rule would stop.
+
+        Divides the rate by 5 and goes on (True) while the current epoch
+        rate is above 1e-6; False (stop) otherwise, and for every other
+        schedule.
+        """
+        schedule = self.schedule[0]
+        if schedule != "adaptive":
+            return False
+        state = self.train_state
+        rate = self.learning_rate(state.n_epochs) * state.lr_factor
+        return adaptive_decay(state, rate)
 
     def snapshot(self):
         """A copy of the parameter block, for :meth:`restore`."""

@@ -364,6 +364,7 @@ class _MiniBatchBase(BaseEstimator):
                     settings["verbose"], settings["epochs"], n_rows, type(self).__name__
                 ),
                 first_epoch=trainers[0].result.n_epochs + 1,
+                on_plateau=self._on_plateau,
             )
         except KeyboardInterrupt as exc:
             self._note_interrupt(exc, "fit")
@@ -387,6 +388,10 @@ class _MiniBatchBase(BaseEstimator):
                     trainer.restore(P)
             self._publish()
         return self
+
+    def _on_plateau(self):
+        """``adaptive``'s decay, for every trainer alike (they share the schedule)."""
+        return all([trainer.on_plateau() for trainer in self._trainers])
 
     def _partial_fit(self, X, y, classes):
         settings = self._settings()

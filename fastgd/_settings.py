@@ -243,10 +243,14 @@ SETTINGS = (
         doc=_doc("""
             ``invscaling``: ``lr / t**power_t`` at update t (1-based);
             ``exponential``: ``lr · decay**epoch``; ``step``:
-            ``lr · gamma**(epoch // step_size)`` (epochs counted from 0).
+            ``lr · gamma**(epoch // step_size)`` (epochs counted from 0);
+            ``adaptive`` (scikit-learn's): ``lr`` while the ``tol`` rule sees
+            improvement, divided by 5 each time it would stop training, which
+            it does once the rate is at or below 1e-6 (needs ``tol``).
         """),
         readme="`constant`, `invscaling` (`lr / t**power_t` per update), `exponential` "
-        "(`lr · decay**epoch`), `step` (`lr · gamma**(epoch // step_size)`)",
+        "(`lr · decay**epoch`), `step` (`lr · gamma**(epoch // step_size)`), `adaptive` "
+        "(`lr / 5` at each plateau of the `tol` rule, until below 1e-6)",
     ),  # fmt: skip
     Setting(
         "batch_size", 32, Int(1, or_none=True), KERNEL,

@@ -200,6 +200,9 @@ class TrainState:
         Parameter updates made: the clock of ``invscaling`` and Adam.
     seed : int
         The row-order seed (see :func:`draw_seed`).
+    lr_factor : float
+        What every epoch's base rate is multiplied by: 1, divided by 5 at
+        each plateau of ``schedule='adaptive'`` (``fastgd._schedule``).
     first_loss, first_scale : float
         The first epoch's mean loss and largest absolute parameter (NaN
         before it): what later epochs' growth is measured against
@@ -213,6 +216,7 @@ class TrainState:
     seed: int = 0
     first_loss: float = float("nan")
     first_scale: float = float("nan")
+    lr_factor: float = 1.0
 
     @classmethod
     def zeros(cls, n_features, n_outputs, dtype, random_state=None):
@@ -231,7 +235,7 @@ class TrainState:
         """An independent copy (the arrays copied)."""
         return TrainState(self.P.copy(), self.optimizer_state.copy(), self.n_epochs,
                           self.n_updates, self.seed, self.first_loss,
-                          self.first_scale)  # fmt: skip
+                          self.first_scale, self.lr_factor)  # fmt: skip
 
     def restore(self, other):
         """Become ``other`` again, in place (the arrays keep their identity)."""
@@ -239,3 +243,4 @@ class TrainState:
         self.optimizer_state[...] = other.optimizer_state
         self.n_epochs, self.n_updates, self.seed = other.n_epochs, other.n_updates, other.seed
         self.first_loss, self.first_scale = other.first_loss, other.first_scale
+        self.lr_factor = other.lr_factor
