@@ -383,8 +383,8 @@ def test_estimators_take_sparse_x(backend, sparse_update):
     from fastgd import MiniBatchClassifier, MiniBatchRegressor
 
     X, y = sparse_problem("squared_error", np.float64)
-    settings = dict(backend=backend, random_state=0, penalty="l1", batch_size=4,
-                    sparse_update=sparse_update)  # fmt: skip
+    settings = dict(backend=backend, random_state=0, penalty="l1", batch_size=4, epochs=10,
+                    tol=None, sparse_update=sparse_update)  # fmt: skip
     regressor = MiniBatchRegressor(**settings).fit(X, y)
     expected = fastgd.fit(X, y, loss="squared_error", **settings)
     assert_close(regressor.coef_, expected.coef, 1e-12)
