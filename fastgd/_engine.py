@@ -111,7 +111,8 @@ def fit(
     y : array-like of shape (n_samples,)
         Targets, never modified: real values for the regression losses;
         class codes (integers, integral floats, or bools) 0/1 for
-        ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``. Without
+        ``log_loss``, ``hinge``, ``modified_huber``, ``squared_hinge`` and
+        ``perceptron``, 0..K-1 for ``multinomial``. Without
         ``n_classes`` y must hold at least two classes. y is converted to
         X's dtype (a copy of n values when its dtype differs).
     {settings}
