@@ -101,7 +101,7 @@ def test_one_vs_rest_equals_scikit_learn(backend, loss, fit_intercept):
     expected = sklearn_fit(sklearn_model(loss, penalty="l2", alpha=0.01, max_iter=3,
                                          fit_intercept=fit_intercept), X, labels)  # fmt: skip
     model = MiniBatchClassifier(
-        loss=loss, lr=LR, batch_size=1, shuffle=False, epochs=3, penalty="l2", alpha=0.01,
+        loss=loss, lr=LR, batch_size=1, shuffle=False, epochs=3, tol=None, penalty="l2", alpha=0.01,
         fit_intercept=fit_intercept, backend=backend,
     ).fit(X, labels)  # fmt: skip
     assert model.coef_.shape == (3, X.shape[1])
@@ -123,7 +123,7 @@ def test_modified_huber_probabilities_equal_scikit_learn(n_classes):
         expected.coef_[:, 0] = [1.0, 2.0, -1.0]
         X = np.vstack([X, [[0.0] * X.shape[1]], [[-1.0] + [0.0] * (X.shape[1] - 1)]])
     model = MiniBatchClassifier(loss="modified_huber", lr=LR, batch_size=1, shuffle=False,
-                                epochs=1, backend="numpy").fit(X[: len(y)], y)  # fmt: skip
+                                epochs=1, tol=None, backend="numpy").fit(X[: len(y)], y)  # fmt: skip
     model.coef_, model.intercept_ = expected.coef_.copy(), expected.intercept_.copy()
     proba = model.predict_proba(X)
     np.testing.assert_allclose(proba, expected.predict_proba(X), rtol=1e-14, atol=1e-15)
@@ -151,6 +151,6 @@ def test_an_all_zero_row_gets_uniform_probabilities():
 @pytest.mark.parametrize("loss", ["squared_hinge", "perceptron"])
 def test_predict_proba_stays_unavailable_for_the_other_new_losses(loss):
     X, y = problem(loss)
-    model = MiniBatchClassifier(loss=loss, epochs=1, backend="numpy").fit(X, y)
+    model = MiniBatchClassifier(loss=loss, epochs=1, tol=None, backend="numpy").fit(X, y)
     assert not hasattr(model, "predict_proba")
     assert not hasattr(model, "predict_log_proba")
