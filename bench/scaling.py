@@ -385,7 +385,18 @@ def torch_loss(loss):
         "log_loss": lambda z, y: F.binary_cross_entropy_with_logits(z[:, 0], y),
         "multinomial": lambda z, y: F.cross_entropy(z, y.long()),
         "hinge": lambda z, y: (1.0 - (2.0 * y - 1.0) * z[:, 0]).clamp(min=0).mean(),
+        "modified_huber": lambda z, y: modified_huber(torch, (2.0 * y - 1.0) * z[:, 0]).mean(),
+        "squared_hinge": lambda z, y: (1.0 - (2.0 * y - 1.0) * z[:, 0]).clamp(min=0).pow(2).mean(),
+        "perceptron": lambda z, y: (-(2.0 * y - 1.0) * z[:, 0]).clamp(min=0).mean(),
+        "squared_epsilon_insensitive": lambda z, y: (
+            (residual(z, y).abs() - eps).clamp(min=0).pow(2).mean()),
     }[loss]  # fmt: skip
+
+
+def modified_huber(torch, m):
+    """scikit-learn's modified Huber loss of the margins ``m`` (a torch tensor)."""
+    return torch.where(m >= 1.0, torch.zeros_like(m),
+                       torch.where(m >= -1.0, (1.0 - m) ** 2, -4.0 * m))  # fmt: skip
 
 
 def run_torch(X, y, args, n_outputs, batch_sizes, floor, ours):

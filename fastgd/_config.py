@@ -16,6 +16,10 @@ LOSSES = (
     "log_loss",
     "multinomial",
     "hinge",
+    "modified_huber",
+    "squared_hinge",
+    "perceptron",
+    "squared_epsilon_insensitive",
 )
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 PENALTIES = (None, "l2", "l1", "elasticnet")
@@ -28,10 +32,23 @@ PARALLEL_MODES = ("data", "hogwild")
 # update), "dense" is the dense update itself (O(n_features) per update).
 SPARSE_UPDATES = ("lazy", "dense")
 
-REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive")
-CLASSIFICATION_LOSSES = ("log_loss", "multinomial", "hinge")
-# Losses with a probabilistic reading, hence a ``predict_proba``.
-PROBABILISTIC_LOSSES = ("log_loss", "multinomial")
+REGRESSION_LOSSES = (
+    "squared_error",
+    "huber",
+    "epsilon_insensitive",
+    "squared_epsilon_insensitive",
+)
+CLASSIFICATION_LOSSES = (
+    "log_loss",
+    "multinomial",
+    "hinge",
+    "modified_huber",
+    "squared_hinge",
+    "perceptron",
+)
+# Losses with a probabilistic reading, hence a ``predict_proba``
+# (``modified_huber``'s is scikit-learn's: (clip(score, -1, 1) + 1) / 2).
+PROBABILISTIC_LOSSES = ("log_loss", "multinomial", "modified_huber")
 
 (
     LOSS_SQUARED_ERROR,
@@ -40,6 +57,10 @@ PROBABILISTIC_LOSSES = ("log_loss", "multinomial")
     LOSS_LOG,
     LOSS_MULTINOMIAL,
     LOSS_HINGE,
+    LOSS_MODIFIED_HUBER,
+    LOSS_SQUARED_HINGE,
+    LOSS_PERCEPTRON,
+    LOSS_SQUARED_EPSILON_INSENSITIVE,
 ) = range(len(LOSSES))
 (
     OPT_SGD,

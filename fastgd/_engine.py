@@ -111,7 +111,8 @@ def fit(
     y : array-like of shape (n_samples,)
         Targets, never modified: real values for the regression losses;
         class codes (integers, integral floats, or bools) 0/1 for
-        ``log_loss`` and ``hinge``, 0..K-1 for ``multinomial``. Without
+        ``log_loss``, ``hinge``, ``modified_huber``, ``squared_hinge`` and
+        ``perceptron``, 0..K-1 for ``multinomial``. Without
         ``n_classes`` y must hold at least two classes. y is converted to
         X's dtype (a copy of n values when its dtype differs).
     {settings}
@@ -426,12 +427,17 @@ def growth_past_bound(state, loss):
     """What grew past :data:`GROWTH_BOUND` in an epoch of ``loss`` (a message), or None.
 
     The first epoch of a state records its loss and parameter scale instead.
+    A first loss of exactly 0 measures nothing (the perceptron's, of one
+    batch at P = 0, whose scores are all 0): the loss is then measured against
+    the first epoch's that is not 0, the parameters still against the first's.
     """
     scale = float(np.abs(state.P).max(initial=0.0))
     if not np.isfinite(state.first_loss):
         state.first_loss, state.first_scale = loss, scale
         return None
-    if loss > GROWTH_BOUND * state.first_loss and loss > 0.0:
+    if state.first_loss == 0.0:
+        state.first_loss = loss
+    elif loss > GROWTH_BOUND * state.first_loss:
         return (f"the mean loss grew to {loss:.3g}, more than {GROWTH_BOUND:g} times the "
                 f"first epoch's {state.first_loss:.3g}")  # fmt: skip
     if scale > GROWTH_BOUND * max(state.first_scale, 1.0):

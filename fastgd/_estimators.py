@@ -1,7 +1,8 @@
 """scikit-learn estimators on top of the engine.
 
 ``MiniBatchRegressor`` and ``MiniBatchClassifier`` keep one engine ``Trainer``
-per model (one per class for a one-vs-rest hinge classifier): ``fit`` runs its
+per model (one per class for a one-vs-rest classifier: every loss but
+``log_loss`` with more than two classes): ``fit`` runs its
 epochs through it, ``partial_fit`` runs one more epoch, so both give the same
 numbers. This module imports scikit-learn; ``fastgd/__init__`` loads it only
 when one of the two classes is first used, so ``import fastgd`` does not need
@@ -19,7 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._config import LOSSES, PROBABILISTIC_LOSSES
+from ._config import CLASSIFICATION_LOSSES, LOSSES, PROBABILISTIC_LOSSES
 from ._engine import RAN_ALL_EPOCHS, Plateau, Trainer, add_note, run_epochs
 from ._progress import make_progress
 from ._result import FitResult
@@ -231,7 +232,8 @@ class _MiniBatchBase(BaseEstimator):
             )
         # The model's class count: a chunk of y (partial_fit, one-vs-rest
         # targets) need not show every class.
-        n_classes = {"multinomial": n_outputs, "log_loss": 2, "hinge": 2}.get(loss)
+        n_classes = n_outputs if loss == "multinomial" else (
+            2 if loss in CLASSIFICATION_LOSSES else None)
         if one_vs_rest:
             targets = [(codes == k).astype(X.dtype) for k in range(n_outputs)]
         else:
@@ -576,8 +578,10 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     __doc__ = f"""Linear classifier fitted by mini-batch gradient descent.
 
     Logistic regression (``loss='log_loss'``: binary for two classes,
-    multinomial softmax for more) or a linear SVM (``loss='hinge'``:
-    one-vs-rest for more than two classes), on the engine of
+    multinomial softmax for more), a linear SVM (``loss='hinge'``,
+    ``'squared_hinge'``), ``'modified_huber'`` or the perceptron
+    (``loss='perceptron'``), those one-vs-rest for more than two classes, on
+    the engine of
     :func:`fastgd.fit`. Labels may be of any kind (strings, non-contiguous
     integers): they are sorted into ``classes_`` and predicted back.
 
@@ -728,7 +732,11 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
 
     @available_if(lambda self: self.loss in PROBABILISTIC_LOSSES)
     def predict_proba(self, X):
-        """Class probabilities (``loss='log_loss'`` only).
+        """Class probabilities (``loss='log_loss'`` or ``'modified_huber'``).
+
+        ``modified_huber``'s are scikit-learn's ``SGDClassifier``'s:
+        ``(clip(score, -1, 1) + 1) / 2`` of each class, rows normalised (a
+        row of all zeros gets the uniform ``1 / n_classes``).
 
         Parameters
         ----------
@@ -740,6 +748,21 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
             Columns in the order of ``classes_``; rows sum to 1.
         """
         return self._decision(X, "predict_proba")
+
+    @available_if(lambda self: self.loss in PROBABILISTIC_LOSSES)
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba` (``-inf`` where a probability is 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     # --- hooks of the base class ----------------------------------------------------
 

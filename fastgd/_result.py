@@ -14,6 +14,19 @@ def softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
+def modified_huber_proba(scores):
+    """scikit-learn's ``SGDClassifier`` probabilities of ``modified_huber`` scores."""
+    if scores.ndim == 1:
+        positive = (np.clip(scores, -1.0, 1.0) + 1.0) / 2.0
+        return np.column_stack([1.0 - positive, positive])
+    proba = (np.clip(scores, -1.0, 1.0) + 1.0) / 2.0
+    total = proba.sum(axis=1)[:, None]
+    empty = total == 0.0
+    proba /= np.where(empty, 1.0, total)
+    proba[np.broadcast_to(empty, proba.shape)] = 1.0 / proba.shape[1]
+    return proba
+
+
 def sigmoid(z):
     """Logistic function without overflow warnings."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
@@ -103,7 +116,12 @@ class FitResult:
         return (scores > 0).astype(np.int64)
 
     def predict_proba(self, X):
-        """Class probabilities, for ``log_loss`` and ``multinomial``.
+        """Class probabilities, for ``log_loss``, ``multinomial`` and ``modified_huber``.
+
+        ``modified_huber``'s are scikit-learn's (``SGDClassifier``): one
+        output gives ``(clip(score, -1, 1) + 1) / 2`` for class 1; K
+        one-vs-rest outputs give that per class, each row normalised to sum 1
+        (a row that is all 0 gets ``1 / K`` everywhere).
 
         Parameters
         ----------
@@ -120,7 +138,23 @@ class FitResult:
                 f"one of {', '.join(map(repr, PROBABILISTIC_LOSSES))}."
             )
         scores = self.decision_function(X)
+        if self.loss == "modified_huber":
+            return modified_huber_proba(scores)
         if scores.ndim == 2:
             return softmax(scores)
         positive = sigmoid(scores)
         return np.column_stack([1.0 - positive, positive])
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``: ``-inf`` where a probability is 0.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))

@@ -35,6 +35,7 @@ import types
 from typing import Any, Callable, NamedTuple
 
 from ._config import (
+    CLASSIFICATION_LOSSES,
     LOSSES,
     OPTIMIZERS,
     ORDER_BATCHES,
@@ -199,6 +200,10 @@ def _doc(text):
 
 # The table. Its order is the order of every signature and docstring (each
 # entry point keeps the rows it takes, in this order).
+# MiniBatchClassifier's losses: the classification losses but multinomial,
+# which is what its log_loss becomes for more than two classes.
+CLASSIFIER_LOSSES = tuple(name for name in CLASSIFICATION_LOSSES if name != "multinomial")
+
 SETTINGS = (
     Setting(
         "loss", "squared_error", Option(LOSSES), KERNEL, encode=LOSSES.index,
@@ -206,25 +211,35 @@ SETTINGS = (
             ``squared_error`` is ``½(p − y)²``; ``huber`` and
             ``epsilon_insensitive`` use ``epsilon``; ``log_loss`` is binary
             logistic regression, ``multinomial`` softmax cross-entropy and
-            ``hinge`` the linear SVM loss ``max(0, 1 − s·p)`` with ``s = 2y − 1``.
+            ``hinge`` the linear SVM loss ``max(0, 1 − s·p)`` with ``s = 2y − 1``;
+            ``modified_huber`` (``(1 − s·p)²`` for ``s·p ≥ −1``, ``−4s·p``
+            below, 0 from 1 on), ``squared_hinge`` (``max(0, 1 − s·p)²``) and
+            ``perceptron`` (``max(0, −s·p)``) are scikit-learn's, y in {0, 1};
+            ``squared_epsilon_insensitive`` is ``max(0, |y − p| − epsilon)²``.
         """),
-        readme="`squared_error`, `huber`, `epsilon_insensitive`, `log_loss` (y in {0, 1}), "
-        "`multinomial` (softmax, y in 0..K-1), `hinge` (y in {0, 1})",
+        readme="`squared_error`, `huber`, `epsilon_insensitive`, "
+        "`squared_epsilon_insensitive`, `log_loss` (y in {0, 1}), "
+        "`multinomial` (softmax, y in 0..K-1), `hinge`, `modified_huber`, "
+        "`squared_hinge`, `perceptron` (y in {0, 1})",
         per_entry={
             REGRESSOR: dict(
                 check=Option(REGRESSION_LOSSES),
                 doc=_doc("""
-                    ``squared_error`` is ``½(p − y)²``; ``huber`` and
-                    ``epsilon_insensitive`` use ``epsilon``.
+                    ``squared_error`` is ``½(p − y)²``; ``huber``,
+                    ``epsilon_insensitive`` and ``squared_epsilon_insensitive``
+                    (``max(0, |y − p| − epsilon)²``) use ``epsilon``.
                 """),
             ),
             CLASSIFIER: dict(
                 default="log_loss",
-                check=Option(("log_loss", "hinge")),
+                check=Option(CLASSIFIER_LOSSES),
                 doc=_doc("""
                     ``log_loss``: logistic regression, binary for two classes and
-                    multinomial (softmax) for more; ``hinge``: the linear SVM loss,
-                    one-vs-rest for more than two classes (no ``predict_proba``).
+                    multinomial (softmax) for more; ``hinge``: the linear SVM
+                    loss; ``modified_huber``, ``squared_hinge``, ``perceptron``:
+                    scikit-learn's. All but ``log_loss`` are one-vs-rest for more
+                    than two classes; ``predict_proba`` needs ``log_loss`` or
+                    ``modified_huber``.
                 """),
             ),
         },
@@ -417,7 +432,8 @@ SETTINGS = (
         "n_classes", None, Checked(None, "int or None"), LOOP, entries=(FIT,),
         doc=_doc("""
             Number of classes of a classification loss: for ``multinomial``
-            (default ``max(y) + 1``), or 2 for ``log_loss`` and ``hinge``. Given,
+            (default ``max(y) + 1``), or 2 for the others (``log_loss``, ``hinge``,
+            ``modified_huber``, ``squared_hinge``, ``perceptron``). Given,
             y need not show every class (a chunk of a larger problem).
         """),
     ),  # fmt: skip

@@ -696,10 +696,11 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
 
     For the regression losses y holds real numbers (integers are converted).
     For the classification losses y holds class codes (integers, integral
-    floats, or bools for 0/1): 0/1 for log_loss and hinge, 0..n_classes-1 for
+    floats, or bools for 0/1): 0/1 for the two-class losses (log_loss, hinge,
+    modified_huber, squared_hinge, perceptron), 0..n_classes-1 for
     multinomial. Without ``n_classes`` y must show at least two classes and
     multinomial has ``max(y) + 1`` of them, at most one per row of y (a larger
-    code is refused before anything is allocated); with it (2 for log_loss and hinge)
+    code is refused before anything is allocated); with it (2 for the two-class losses)
     a chunk of y may lack some. With ``allow_copy=False`` a y that is not
     already a C-contiguous array of ``dtype`` raises instead of being copied.
     y is never written to.

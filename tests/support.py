@@ -81,6 +81,17 @@ def assert_same_fit(result, expected, rtol):
     assert result.n_updates == expected.n_updates
 
 
+# The classification losses of one output, y in {0, 1}.
+TWO_CLASS_LOSSES = ("log_loss", "hinge", "modified_huber", "squared_hinge", "perceptron")
+
+
+def n_classes_for(loss):
+    """The ``n_classes`` of ``fit`` for a problem of ``make_targets``: None for regression."""
+    if loss == "multinomial":
+        return N_CLASSES
+    return 2 if loss in TWO_CLASS_LOSSES else None
+
+
 def make_targets(loss, X, rng, coef=TRUE_COEF, intercept=TRUE_INTERCEPT):
     """Targets a linear model can fit: real values, 0/1 codes or 0..2 codes."""
     n, d = X.shape
@@ -93,7 +104,7 @@ def make_targets(loss, X, rng, coef=TRUE_COEF, intercept=TRUE_INTERCEPT):
         y[: min(n, N_CLASSES)] = np.arange(min(n, N_CLASSES))
         return y.astype(np.int64)
     signal = X @ coef + intercept + 0.1 * rng.standard_normal(n)
-    if loss in ("log_loss", "hinge"):
+    if loss in TWO_CLASS_LOSSES:
         y = (signal > intercept).astype(np.int64)
         y[: min(n, 2)] = np.arange(min(n, 2))
         return y

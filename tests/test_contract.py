@@ -66,7 +66,11 @@ def test_compiled_backends_match_reference_for_every_setting(
 @pytest.mark.parametrize("batch_size", [1, 7], ids=lambda b: f"bs{b}")
 @pytest.mark.parametrize("penalty", ["l1", "elasticnet"])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("loss", LOSSES)
+# Not the perceptron: its derivative jumps at a score of 0, where the scores
+# of a model the strong L1 has mostly zeroed sit, so a score that rounds to
+# +1e-17 on one backend and 0 on the other flips a row's update (issue 16
+# item 5; the grid above holds it to 1e-9 at the usual alpha).
+@pytest.mark.parametrize("loss", [name for name in LOSSES if name != "perceptron"])
 def test_compiled_backends_zero_the_same_weights_under_l1(
     compiled_backend, loss, optimizer, penalty, batch_size
 ):

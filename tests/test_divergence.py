@@ -322,6 +322,30 @@ def test_the_largest_parameter_growing_past_the_bound_is_divergence():
     assert growth_past_bound(state, 0.5) is None
 
 
+def test_a_first_epoch_of_zero_loss_is_no_measure_of_growth():
+    from fastgd._engine import growth_past_bound
+    from fastgd._state import TrainState
+
+    state = TrainState.zeros(3, 1, np.float64)
+    assert growth_past_bound(state, 0.0) is None  # the first epoch: recorded
+    assert growth_past_bound(state, 0.5) is None  # the first positive loss: the measure
+    assert state.first_loss == 0.5 and state.first_scale == 0.0
+    assert "mean loss grew" in growth_past_bound(state, 1e11)
+    state.P[0, 0] = 2e10  # the parameters are still measured against the first epoch's
+    assert "largest parameter grew" in growth_past_bound(state, 0.5)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_perceptron_whose_first_epoch_loss_is_zero_trains_on(backend):
+    # One batch at P = 0: every score is 0, the loss 0, the gradient not.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    result = fastgd.fit(X, y, loss="perceptron", lr=0.05, batch_size=None, shuffle=False,
+                        epochs=5, backend=backend)  # fmt: skip
+    assert result.loss_history[0] == 0.0 and result.n_epochs == 5
+
+
 @pytest.mark.parametrize("lr", [0.01, 0.5, 1.9])
 def test_no_false_alarm_below_the_stability_limit(lr):
     X, y, scaled = _full_batch_just_past_stability(lr)

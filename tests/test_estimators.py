@@ -73,7 +73,8 @@ def expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [MiniBatchRegressor(), MiniBatchClassifier(), MiniBatchClassifier(loss="hinge")],
+    [MiniBatchRegressor(), MiniBatchClassifier(), MiniBatchClassifier(loss="hinge"),
+     MiniBatchClassifier(loss="modified_huber")],
     expected_failed_checks=expected_failures,
 )
 def test_estimators_pass_scikit_learn_checks(estimator, check):
@@ -192,8 +193,10 @@ def test_one_class_is_an_error_that_says_class():
 # --- shapes -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n_classes, loss", [(2, "log_loss"), (2, "hinge"),
-                                             (3, "log_loss"), (3, "hinge")])  # fmt: skip
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize(
+    "loss", ["log_loss", "hinge", "modified_huber", "squared_hinge", "perceptron"]
+)
 def test_classifier_shapes_follow_sgd_classifier(n_classes, loss):
     X, y = classification_problem(n_classes)
     model = MiniBatchClassifier(loss=loss, random_state=0).fit(X, y)
@@ -202,11 +205,17 @@ def test_classifier_shapes_follow_sgd_classifier(n_classes, loss):
     assert model.intercept_.shape == (rows,)
     scores = model.decision_function(X)
     assert scores.shape == ((150,) if n_classes == 2 else (150, n_classes))
-    assert hasattr(model, "predict_proba") == (loss == "log_loss")
-    if loss == "log_loss":
+    probabilistic = loss in ("log_loss", "modified_huber")
+    assert hasattr(model, "predict_proba") == probabilistic
+    assert hasattr(model, "predict_log_proba") == probabilistic
+    if probabilistic:
         proba = model.predict_proba(X)
         assert proba.shape == (150, n_classes)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(model.predict_log_proba(X), np.log(proba))
+    if loss == "log_loss":
+        # (modified_huber's clipped scores may tie.)
         np.testing.assert_array_equal(model.classes_[proba.argmax(axis=1)],
                                       model.predict(X))  # fmt: skip
 

@@ -20,10 +20,10 @@ from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES, REGRESSION_LOSSES, SCH
 from support import (
     ALL_BACKENDS,
     COMPILED_BACKENDS,
-    N_CLASSES,
     REFERENCE_BACKEND,
     assert_same_fit,
     make_targets,
+    n_classes_for,
     rtol_for,
 )
 
@@ -63,7 +63,7 @@ def test_compiled_backends_match_reference_on_any_shape(backend, s):
         drop_last=s["drop_last"], shuffle=s["shuffle"], lr=0.05, alpha=0.01,
         l1_ratio=0.5, epochs=3, random_state=s["seed"],
         # n may be too small to show every class; the model keeps all of them.
-        n_classes={"multinomial": N_CLASSES, "log_loss": 2, "hinge": 2}.get(s["loss"]),
+        n_classes=n_classes_for(s["loss"]),
     )  # fmt: skip
     result = fastgd.fit(X, y, backend=backend, **arguments)
     expected = fastgd.fit(X, y, backend=REFERENCE_BACKEND, **arguments)
@@ -115,7 +115,7 @@ def test_every_fit_is_finite_or_raises_divergence_error(backend, s):
         loss=s["loss"], optimizer=s["optimizer"], penalty=s["penalty"],
         schedule=s["schedule"], batch_size=s["batch_size"], lr=s["lr"], alpha=0.01,
         epochs=s["epochs"], random_state=s["seed"], backend=backend,
-        n_classes={"multinomial": N_CLASSES, "log_loss": 2, "hinge": 2}.get(s["loss"]),
+        n_classes=n_classes_for(s["loss"]),
     )  # fmt: skip
     size = min(s["batch_size"], s["n"])
     per_epoch = -(-s["n"] // size)
@@ -189,7 +189,7 @@ def test_every_backend_diverges_at_the_reference_batch(s):
         loss=s["loss"], optimizer=s["optimizer"], penalty=s["penalty"], alpha=1e-4,
         batch_size=s["batch_size"], fit_intercept=s["fit_intercept"], lr=s["lr"],
         epochs=2, random_state=s["seed"],
-        n_classes={"multinomial": N_CLASSES, "log_loss": 2, "hinge": 2}.get(s["loss"]),
+        n_classes=n_classes_for(s["loss"]),
     )  # fmt: skip
     outcomes = {}
     for backend in ALL_BACKENDS:
@@ -247,7 +247,7 @@ def test_any_layout_trains_like_its_documented_conversion(backend, n, d, layout,
     given, converted = as_layout(X, layout)
     before = copy.deepcopy(given)
     arguments = dict(loss=loss, epochs=2, batch_size=3, random_state=seed, backend=backend,
-                     n_classes={"multinomial": N_CLASSES, "log_loss": 2, "hinge": 2}.get(loss))
+                     n_classes=n_classes_for(loss))
     result = fastgd.fit(given, y, **arguments)
     expected = fastgd.fit(converted, y, **arguments)
     assert_same_fit(result, expected, rtol=0.0)

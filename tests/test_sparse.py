@@ -25,11 +25,11 @@ from fastgd._config import LOSSES, OPTIMIZERS, PENALTIES
 
 from support import (
     COMPILED_BACKENDS,
-    N_CLASSES,
     REFERENCE_BACKEND,
     assert_close,
     assert_same_fit,
     make_targets,
+    n_classes_for,
     rtol_for,
 )
 
@@ -213,7 +213,7 @@ def test_compiled_backends_match_reference_on_any_sparse_shape(backend, s):
         batch_size=s["batch_size"], fit_intercept=s["fit_intercept"],
         drop_last=s["drop_last"], shuffle=s["shuffle"], lr=0.05, alpha=0.01,
         l1_ratio=0.5, epochs=3, random_state=s["seed"], eps=1e-3,
-        n_classes={"multinomial": N_CLASSES, "log_loss": 2, "hinge": 2}.get(s["loss"]),
+        n_classes=n_classes_for(s["loss"]),
     )  # fmt: skip
     X = sp.csr_array(dense)
     result = fastgd.fit(X, y, backend=backend, sparse_update=s["sparse_update"], **arguments)

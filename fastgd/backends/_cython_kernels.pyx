@@ -60,6 +60,10 @@ cpdef enum:
     LOSS_LOG = 3
     LOSS_MULTINOMIAL = 4
     LOSS_HINGE = 5
+    LOSS_MODIFIED_HUBER = 6
+    LOSS_SQUARED_HINGE = 7
+    LOSS_PERCEPTRON = 8
+    LOSS_SQUARED_EPSILON_INSENSITIVE = 9
     OPT_SGD = 0
     OPT_MOMENTUM = 1
     OPT_NESTEROV = 2
@@ -281,6 +285,68 @@ cdef inline double hinge_dloss(double p, double y) noexcept nogil:
     return -s if s * p < 1.0 else 0.0
 
 
+cdef inline double modified_huber_loss(double p, double y) noexcept nogil:
+    cdef double z = (2.0 * y - 1.0) * p
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return (1.0 - z) * (1.0 - z)
+    return -4.0 * z
+
+
+cdef inline double modified_huber_dloss(double p, double y) noexcept nogil:
+    cdef double s = 2.0 * y - 1.0
+    cdef double z = s * p
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return -2.0 * (1.0 - z) * s
+    return -4.0 * s
+
+
+cdef inline double squared_hinge_loss(double p, double y) noexcept nogil:
+    cdef double r = 1.0 - (2.0 * y - 1.0) * p
+    if r > 0.0:
+        return r * r
+    return 0.0
+
+
+cdef inline double squared_hinge_dloss(double p, double y) noexcept nogil:
+    cdef double s = 2.0 * y - 1.0
+    cdef double r = 1.0 - s * p
+    if r > 0.0:
+        return -2.0 * s * r
+    return 0.0
+
+
+cdef inline double perceptron_loss(double p, double y) noexcept nogil:
+    cdef double z = (2.0 * y - 1.0) * p
+    if z < 0.0:
+        return -z
+    return 0.0
+
+
+cdef inline double perceptron_dloss(double p, double y) noexcept nogil:
+    cdef double s = 2.0 * y - 1.0
+    return -s if s * p <= 0.0 else 0.0
+
+
+cdef inline double squared_epsilon_insensitive_loss(double p, double y, double epsilon) noexcept nogil:
+    cdef double r = fabs(y - p) - epsilon
+    if r > 0.0:
+        return r * r
+    return 0.0
+
+
+cdef inline double squared_epsilon_insensitive_dloss(double p, double y, double epsilon) noexcept nogil:
+    cdef double r = y - p
+    if r > epsilon:
+        return -2.0 * (r - epsilon)
+    if r < -epsilon:
+        return 2.0 * (-r - epsilon)
+    return 0.0
+
+
 cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double[::1] g) noexcept nogil:
     """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz.
 
@@ -322,6 +388,18 @@ cdef inline double loss_and_derivative(int loss, double p, double y, double epsi
     elif loss == LOSS_HINGE:
         dloss[0] = hinge_dloss(p, y)
         value = hinge_loss(p, y)
+    elif loss == LOSS_MODIFIED_HUBER:
+        dloss[0] = modified_huber_dloss(p, y)
+        value = modified_huber_loss(p, y)
+    elif loss == LOSS_SQUARED_HINGE:
+        dloss[0] = squared_hinge_dloss(p, y)
+        value = squared_hinge_loss(p, y)
+    elif loss == LOSS_PERCEPTRON:
+        dloss[0] = perceptron_dloss(p, y)
+        value = perceptron_loss(p, y)
+    elif loss == LOSS_SQUARED_EPSILON_INSENSITIVE:
+        dloss[0] = squared_epsilon_insensitive_dloss(p, y, epsilon)
+        value = squared_epsilon_insensitive_loss(p, y, epsilon)
     else:
         dloss[0] = squared_error_dloss(p, y)
         value = squared_error_loss(p, y)
@@ -916,6 +994,10 @@ _C_CODES = {
     "LOSS_LOG": LOSS_LOG,
     "LOSS_MULTINOMIAL": LOSS_MULTINOMIAL,
     "LOSS_HINGE": LOSS_HINGE,
+    "LOSS_MODIFIED_HUBER": LOSS_MODIFIED_HUBER,
+    "LOSS_SQUARED_HINGE": LOSS_SQUARED_HINGE,
+    "LOSS_PERCEPTRON": LOSS_PERCEPTRON,
+    "LOSS_SQUARED_EPSILON_INSENSITIVE": LOSS_SQUARED_EPSILON_INSENSITIVE,
     "OPT_SGD": OPT_SGD,
     "OPT_MOMENTUM": OPT_MOMENTUM,
     "OPT_NESTEROV": OPT_NESTEROV,

@@ -31,7 +31,11 @@ from .._config import (
     LOSS_HINGE,
     LOSS_HUBER,
     LOSS_LOG,
+    LOSS_MODIFIED_HUBER,
     LOSS_MULTINOMIAL,
+    LOSS_PERCEPTRON,
+    LOSS_SQUARED_EPSILON_INSENSITIVE,
+    LOSS_SQUARED_HINGE,
     OPT_ADAGRAD,
     OPT_ADAM,
     OPT_ADAMW,
@@ -253,6 +257,76 @@ def hinge_dloss(p, y):
 
 
 @_jit(inline="always")
+def modified_huber_loss(p, y):
+    z = (2.0 * y - 1.0) * p
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return (1.0 - z) * (1.0 - z)
+    return -4.0 * z
+
+
+@_jit(inline="always")
+def modified_huber_dloss(p, y):
+    s = 2.0 * y - 1.0
+    z = s * p
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return -2.0 * (1.0 - z) * s
+    return -4.0 * s
+
+
+@_jit(inline="always")
+def squared_hinge_loss(p, y):
+    r = 1.0 - (2.0 * y - 1.0) * p
+    if r > 0.0:
+        return r * r
+    return 0.0
+
+
+@_jit(inline="always")
+def squared_hinge_dloss(p, y):
+    s = 2.0 * y - 1.0
+    r = 1.0 - s * p
+    if r > 0.0:
+        return -2.0 * s * r
+    return 0.0
+
+
+@_jit(inline="always")
+def perceptron_loss(p, y):
+    z = (2.0 * y - 1.0) * p
+    if z < 0.0:
+        return -z
+    return 0.0
+
+
+@_jit(inline="always")
+def perceptron_dloss(p, y):
+    s = 2.0 * y - 1.0
+    return -s if s * p <= 0.0 else 0.0
+
+
+@_jit(inline="always")
+def squared_epsilon_insensitive_loss(p, y, epsilon):
+    r = abs(y - p) - epsilon
+    if r > 0.0:
+        return r * r
+    return 0.0
+
+
+@_jit(inline="always")
+def squared_epsilon_insensitive_dloss(p, y, epsilon):
+    r = y - p
+    if r > epsilon:
+        return -2.0 * (r - epsilon)
+    if r < -epsilon:
+        return 2.0 * (-r - epsilon)
+    return 0.0
+
+
+@_jit(inline="always")
 def multinomial_loss_dloss(z, code, g):
     """Softmax cross-entropy of scores ``z`` for class ``code``; ``g`` := dL/dz.
 
@@ -288,6 +362,17 @@ def loss_and_derivative(loss, p, y, epsilon):
         value, slope = log_loss_and_derivative(p, y)
     elif loss == LOSS_HINGE:
         value, slope = hinge_loss(p, y), hinge_dloss(p, y)
+    elif loss == LOSS_MODIFIED_HUBER:
+        value, slope = modified_huber_loss(p, y), modified_huber_dloss(p, y)
+    elif loss == LOSS_SQUARED_HINGE:
+        value, slope = squared_hinge_loss(p, y), squared_hinge_dloss(p, y)
+    elif loss == LOSS_PERCEPTRON:
+        value, slope = perceptron_loss(p, y), perceptron_dloss(p, y)
+    elif loss == LOSS_SQUARED_EPSILON_INSENSITIVE:
+        value, slope = (
+            squared_epsilon_insensitive_loss(p, y, epsilon),
+            squared_epsilon_insensitive_dloss(p, y, epsilon),
+        )
     else:
         value, slope = squared_error_loss(p, y), squared_error_dloss(p, y)
     # A score that is not finite is divergence whatever the loss makes of

@@ -21,8 +21,12 @@ from .._config import (
     LOSS_HINGE,
     LOSS_HUBER,
     LOSS_LOG,
+    LOSS_MODIFIED_HUBER,
     LOSS_MULTINOMIAL,
+    LOSS_PERCEPTRON,
+    LOSS_SQUARED_EPSILON_INSENSITIVE,
     LOSS_SQUARED_ERROR,
+    LOSS_SQUARED_HINGE,
     OPT_ADAGRAD,
     OPT_ADAM,
     OPT_ADAMW,
@@ -87,6 +91,39 @@ def hinge(Z, y, cfg):
     return loss, np.where(margin < 1.0, -s, 0.0)[:, None]
 
 
+def modified_huber(Z, y, cfg):
+    # scikit-learn's ModifiedHuber, of the margin z = s·p.
+    s = 2.0 * y - 1.0
+    z = s * Z[:, 0]
+    quadratic = z >= -1.0
+    loss = np.where(z >= 1.0, 0.0, np.where(quadratic, (1.0 - z) ** 2, -4.0 * z))
+    dz = np.where(z >= 1.0, 0.0, np.where(quadratic, -2.0 * (1.0 - z) * s, -4.0 * s))
+    return loss, dz[:, None]
+
+
+def squared_hinge(Z, y, cfg):
+    s = 2.0 * y - 1.0
+    r = 1.0 - s * Z[:, 0]
+    outside = r > 0.0
+    return np.where(outside, r * r, 0.0), np.where(outside, -2.0 * s * r, 0.0)[:, None]
+
+
+def perceptron(Z, y, cfg):
+    # The hinge of threshold 0; a margin of exactly 0 (as at P = 0) updates.
+    s = 2.0 * y - 1.0
+    z = s * Z[:, 0]
+    return np.maximum(-z, 0.0), np.where(z <= 0.0, -s, 0.0)[:, None]
+
+
+def squared_epsilon_insensitive(Z, y, cfg):
+    r = y - Z[:, 0]
+    eps = cfg.epsilon
+    excess = np.abs(r) - eps
+    loss = np.where(excess > 0.0, excess * excess, 0.0)
+    dz = np.where(r > eps, -2.0 * (r - eps), np.where(r < -eps, 2.0 * (-r - eps), 0.0))
+    return loss, dz[:, None]
+
+
 LOSS_FUNCTIONS = {
     LOSS_SQUARED_ERROR: squared_error,
     LOSS_HUBER: huber,
@@ -94,6 +131,10 @@ LOSS_FUNCTIONS = {
     LOSS_LOG: log_loss,
     LOSS_MULTINOMIAL: multinomial,
     LOSS_HINGE: hinge,
+    LOSS_MODIFIED_HUBER: modified_huber,
+    LOSS_SQUARED_HINGE: squared_hinge,
+    LOSS_PERCEPTRON: perceptron,
+    LOSS_SQUARED_EPSILON_INSENSITIVE: squared_epsilon_insensitive,
 }
 
 
