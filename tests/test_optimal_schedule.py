@@ -120,3 +120,18 @@ def test_optimal_estimators_refuse_alpha_zero():
     X, y = problem("squared_error")
     with pytest.raises(ValueError, match=r"schedule='optimal'.*alpha"):
         fastgd.MiniBatchRegressor(schedule="optimal", alpha=0.0).fit(X, y)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("loss", ["huber", "hinge"])
+def test_optimal_on_csr_equals_the_reference(loss, backend):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = problem(loss, n=70)
+    X[np.abs(X) < 0.7] = 0.0
+    X = sparse.csr_matrix(X)
+    settings = dict(loss=loss, schedule="optimal", batch_size=8, epochs=3, alpha=0.1,
+                    penalty="l2", random_state=0)  # fmt: skip
+    expected = fastgd.fit(X, y, backend="numpy", **settings)
+    result = fastgd.fit(X, y, backend=backend, **settings)
+    assert max_relative_error(result.coef, expected.coef) <= RTOL[np.dtype(np.float64)]
+    assert max_relative_error(result.intercept, expected.intercept) <= RTOL[np.dtype(np.float64)]
