@@ -135,3 +135,23 @@ def test_optimal_on_csr_equals_the_reference(loss, backend):
     result = fastgd.fit(X, y, backend=backend, **settings)
     assert max_relative_error(result.coef, expected.coef) <= RTOL[np.dtype(np.float64)]
     assert max_relative_error(result.intercept, expected.intercept) <= RTOL[np.dtype(np.float64)]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_optimal_estimators_equal_scikit_learn(backend):
+    X, y = problem("hinge")
+    settings = dict(alpha=1e-2, penalty="l2", shuffle=False, tol=None)
+    expected = SGDClassifier(loss="hinge", learning_rate="optimal", max_iter=3,
+                             **settings).fit(X, y)  # fmt: skip
+    model = fastgd.MiniBatchClassifier(loss="hinge", schedule="optimal", batch_size=1, epochs=3,
+                                       backend=backend, **settings).fit(X, y)  # fmt: skip
+    assert max_relative_error(np.ravel(model.coef_), np.ravel(expected.coef_)) <= 1e-10
+    assert max_relative_error(model.intercept_, expected.intercept_) <= 1e-10
+    X, y = problem("huber")
+    expected = SGDRegressor(loss="huber", learning_rate="optimal", max_iter=3,
+                            **settings).fit(X, y)  # fmt: skip
+    model = fastgd.MiniBatchRegressor(loss="huber", schedule="optimal", batch_size=1, epochs=3,
+                                      backend=backend, **settings).fit(X, y)  # fmt: skip
+    assert max_relative_error(model.coef_, expected.coef_) <= 1e-10
+    assert max_relative_error(model.intercept_, expected.intercept_) <= 1e-10
