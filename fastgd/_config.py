@@ -23,7 +23,7 @@ LOSSES = (
 )
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 PENALTIES = (None, "l2", "l1", "elasticnet")
-SCHEDULES = ("constant", "invscaling", "exponential", "step", "adaptive")
+SCHEDULES = ("constant", "invscaling", "exponential", "step", "adaptive", "optimal")
 # "data": a batch's gradient is shared over the threads, the same result for
 # any thread count; "hogwild": threads update the parameters without locks.
 PARALLEL_MODES = ("data", "hogwild")
@@ -96,8 +96,10 @@ class KernelConfig(NamedTuple):
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
     smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
-    ``power_t`` is the schedule's per-update exponent (``lr / t**power_t``;
-    0 unless ``schedule='invscaling'``, see ``fastgd._schedule``). How the
+    ``power_t`` and ``t_offset`` are the schedule's per-update decay
+    (``lr / (t + t_offset)**power_t``; ``power_t`` 0 unless
+    ``schedule='invscaling'`` or ``'optimal'``, ``t_offset`` 0 unless
+    ``'optimal'``, see ``fastgd._schedule``). How the
     epoch runs is :class:`ExecutionConfig`. Built by
     ``fastgd._settings.kernel_records`` from the settings table, which
     tests that these fields are its kernel rows.
@@ -112,6 +114,7 @@ class KernelConfig(NamedTuple):
     l1: float
     epsilon: float
     power_t: float
+    t_offset: float
     momentum: float
     beta1: float
     beta2: float

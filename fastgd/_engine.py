@@ -563,7 +563,7 @@ class Trainer:
     n_features, n_outputs : int
     dtype : numpy dtype
         float32 or float64: the dtype of X, parameters and optimizer state.
-    loss, backend, lr, schedule, decay, step_size, gamma :
+    loss, backend, lr, schedule, decay, step_size, gamma, alpha :
         As in :func:`fastgd.fit` (already validated).
     random_state : int, Generator or None
         Gives the seed of every epoch's row order (see ``TrainState``).
@@ -585,9 +585,9 @@ class Trainer:
 
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
                  random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
-                 run=None, state=None):  # fmt: skip
+                 alpha=0.0001, run=None, state=None):  # fmt: skip
         self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
-                         step_size=step_size, gamma=gamma, run=run)  # fmt: skip
+                         step_size=step_size, gamma=gamma, alpha=alpha, run=run)  # fmt: skip
         if state is None:
             state = TrainState.zeros(n_features, n_outputs, dtype, random_state)
         self.train_state = state
@@ -623,7 +623,7 @@ class Trainer:
         return kernels
 
     def reconfigure(self, cfg, *, backend, lr, schedule, decay=0.9, step_size=10,
-                    gamma=0.1, run=None):  # fmt: skip
+                    gamma=0.1, alpha=0.0001, run=None):  # fmt: skip
         """Take new settings, keeping the training state.
 
         An estimator calls this when it continues training (``warm_start``,
@@ -642,12 +642,12 @@ class Trainer:
         self.run = run
         self.backend = backend
         self._kernels = kernels
-        self.schedule = (schedule, lr, decay, step_size, gamma)
+        self.schedule = (schedule, lr, decay, step_size, gamma, alpha)
 
     def learning_rate(self, epoch):
         """The base learning rate of epoch ``epoch`` (0-based) under this schedule."""
-        schedule, lr, decay, step_size, gamma = self.schedule
-        return epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma)
+        schedule, lr, decay, step_size, gamma, alpha = self.schedule
+        return epoch_learning_rate(schedule, lr, epoch, decay, step_size, gamma, alpha)
 
     def on_plateau(self):
         """What ``schedule='adaptive'`` does where the stopping rule would stop.

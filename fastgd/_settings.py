@@ -50,7 +50,7 @@ from ._config import (
     KernelConfig,
     penalty_split,
 )
-from ._schedule import update_exponent
+from ._schedule import update_exponent, update_offset
 from ._validation import (
     SHUFFLE_MODES,
     check_bool,
@@ -261,11 +261,16 @@ SETTINGS = (
             ``lr · gamma**(epoch // step_size)`` (epochs counted from 0);
             ``adaptive`` (scikit-learn's): ``lr`` while the ``tol`` rule sees
             improvement, divided by 5 each time it would stop training, which
-            it does once the rate is at or below 1e-6 (needs ``tol``).
+            it does once the rate is at or below 1e-6 (needs ``tol``);
+            ``optimal`` (scikit-learn's): ``1 / (alpha · (t0 + t − 1))`` at
+            update t, with Bottou's heuristic ``t0`` from ``alpha`` and the
+            loss; ``lr`` is unused and ``alpha`` must be > 0 (it sets the rate
+            even with ``penalty=None``).
         """),
         readme="`constant`, `invscaling` (`lr / t**power_t` per update), `exponential` "
         "(`lr · decay**epoch`), `step` (`lr · gamma**(epoch // step_size)`), `adaptive` "
-        "(`lr / 5` at each plateau of the `tol` rule, until below 1e-6)",
+        "(`lr / 5` at each plateau of the `tol` rule, until below 1e-6), `optimal` "
+        "(scikit-learn's `1 / (alpha · (t0 + t − 1))` per update; `lr` unused, `alpha` > 0)",
     ),  # fmt: skip
     Setting(
         "batch_size", 32, Int(1, or_none=True), KERNEL,
@@ -302,7 +307,7 @@ SETTINGS = (
     ),  # fmt: skip
     Setting(
         "alpha", 0.0001, Float(low=0.0), KERNEL,
-        doc="Penalty strength (>= 0).",
+        doc="Penalty strength (>= 0); also the scale of ``schedule='optimal'``'s rate (> 0).",
     ),  # fmt: skip
     Setting(
         "l1_ratio", 0.15, Float(low=0.0, high=1.0), KERNEL,
@@ -624,6 +629,7 @@ DERIVED_FIELDS = {
     "l2": _penalty_part(0),
     "l1": _penalty_part(1),
     "power_t": lambda s: update_exponent(s["schedule"], s["power_t"]),
+    "t_offset": lambda s: update_offset(s["schedule"], s["alpha"], s["loss"], s["epsilon"]),
     "hogwild": lambda s: int(s["parallel"] == "hogwild"),
     "row_order": lambda s: row_order(s["shuffle"]),
 }

@@ -21,9 +21,12 @@ from fastgd._config import (
 )
 from fastgd._schedule import (
     EPOCH_RATE_SETTINGS,
+    SHARED_SETTINGS,
     UPDATE_EXPONENT_SETTINGS,
+    UPDATE_OFFSET_SETTINGS,
     epoch_learning_rate,
     update_exponent,
+    update_offset,
 )
 from fastgd._settings import (
     CONSUMERS,
@@ -50,7 +53,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # fixed names and order, which the Numba types and the Cython struct follow).
 KERNEL_FIELDS = (
     "loss", "optimizer", "batch_size", "drop_last", "fit_intercept", "l2", "l1",
-    "epsilon", "power_t", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",
+    "epsilon", "power_t", "t_offset", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",
 )  # fmt: skip
 EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 
@@ -171,11 +174,15 @@ def test_records_are_built_from_the_consumer_column():
 
 def test_schedule_rows_are_what_the_schedule_module_reads():
     schedule_rows = {row.name for row in SETTINGS if row.consumer == SCHEDULE}
-    assert schedule_rows == set(EPOCH_RATE_SETTINGS) | set(UPDATE_EXPONENT_SETTINGS)
+    read = set(EPOCH_RATE_SETTINGS) | set(UPDATE_EXPONENT_SETTINGS) | set(UPDATE_OFFSET_SETTINGS)
+    # What the schedule reads besides its own rows is another consumer's row.
+    assert schedule_rows == read - set(SHARED_SETTINGS)
+    assert all(ROWS[name].consumer == KERNEL for name in SHARED_SETTINGS)
     epoch_rate = [name for name in inspect.signature(epoch_learning_rate).parameters
                   if name != "epoch"]  # fmt: skip
     assert tuple(epoch_rate) == EPOCH_RATE_SETTINGS
     assert tuple(inspect.signature(update_exponent).parameters) == UPDATE_EXPONENT_SETTINGS
+    assert tuple(inspect.signature(update_offset).parameters) == UPDATE_OFFSET_SETTINGS
 
 
 def test_check_fit_settings_returns_what_is_computed_and_how_it_runs():

@@ -125,6 +125,7 @@ cdef struct KernelConfig:
     double l1
     double epsilon
     double power_t
+    double t_offset
     double momentum
     double beta1
     double beta2
@@ -507,10 +508,10 @@ cdef inline void optimizer_update(const KernelConfig *cfg, floating *p, const do
         adam_update(p, g, s1, s2, eta, t, cfg.beta1, cfg.beta2, cfg.eps, n)
 
 
-cdef inline double learning_rate(double lr, long long t, double power_t) noexcept nogil:
-    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling)."""
+cdef inline double learning_rate(double lr, long long t, double power_t, double t_offset) noexcept nogil:
+    """Rate of update number ``t`` (1-based): ``lr / (t + t_offset)**power_t``."""
     if power_t != 0.0:
-        return lr / pow(<double>t, power_t)
+        return lr / pow(<double>t + t_offset, power_t)
     return lr
 
 
@@ -761,7 +762,7 @@ cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y
     """
     cdef double slope
     cdef double value = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon, &slope)
-    return value + sgd_step(p, &X[i, 0], slope, slope, X.shape[1], cfg, learning_rate(lr, t, cfg.power_t))
+    return value + sgd_step(p, &X[i, 0], slope, slope, X.shape[1], cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset))
 
 
 cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, const CpuExecution *execution, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
@@ -805,7 +806,7 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         else:
             batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses, threads, scratch)
         t += stride
-        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
         if not (is_finite(batch_loss) and is_finite(probe)):
             # Diverged: the engine, which reads the batch from the update
             # count, raises and restores the epoch's start.
@@ -979,7 +980,7 @@ def update_parameters(
     cdef KernelConfig config = cfg._asdict()
     cdef double probe
     with nogil:
-        probe = apply_update(P, G, state, &config, learning_rate(lr, t, config.power_t), t)
+        probe = apply_update(P, G, state, &config, learning_rate(lr, t, config.power_t, config.t_offset), t)
     return probe
 
 
@@ -1013,7 +1014,7 @@ def _struct_fields():
     cdef KernelConfig probe
     probe.loss = probe.optimizer = probe.drop_last = probe.fit_intercept = 0
     probe.batch_size = 0
-    probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.momentum = 0.0
+    probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.t_offset = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
     return tuple(<dict>probe)
 
@@ -1343,7 +1344,7 @@ def run_epoch_sparse(
                         data, indices, lo, hi, g, G, touched, n_touched, seen, track
                     )
             t += 1
-            eta = learning_rate(lr, t, config.power_t)
+            eta = learning_rate(lr, t, config.power_t, config.t_offset)
             probe = 0.0
             if scaled:
                 scale = scaled_update(

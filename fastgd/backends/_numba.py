@@ -483,10 +483,10 @@ def optimizer_update(cfg, p, g, s1, s2, eta, t, n):
 
 
 @_jit(inline="always")
-def learning_rate(lr, t, power_t):
-    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling)."""
+def learning_rate(lr, t, power_t, t_offset):
+    """Rate of update number ``t`` (1-based): ``lr / (t + t_offset)**power_t``."""
     if power_t != 0.0:
-        return lr / t**power_t
+        return lr / (t + t_offset) ** power_t
     return lr
 
 
@@ -746,7 +746,7 @@ def sgd_row_step(X, i, y_i, p, cfg, lr, t):
     the update diverged (``sgd_step``'s probe added).
     """
     value, slope = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon)
-    return value + sgd_step(p, X[i], slope, slope, cfg, learning_rate(lr, t, cfg.power_t))
+    return value + sgd_step(p, X[i], slope, slope, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset))
 
 
 @_jit(inline="always")
@@ -791,7 +791,7 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
             batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z,
                                           g, parts, losses, threads)  # fmt: skip
         t += stride
-        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+        probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
         if not (is_finite(batch_loss) and is_finite(probe)):
             # Diverged: the engine, which reads the batch from the update
             # count, raises and restores the epoch's start.
@@ -927,7 +927,7 @@ def update_parameters(P, G, state, cfg, lr, t):
     Adds the L2 term to G in place, as ``apply_update`` does, and returns
     its ``finite_probe`` sum.
     """
-    return apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t), t)
+    return apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
 
 
 # The CSR kernels live in their own file (``_numba_backend`` takes them from

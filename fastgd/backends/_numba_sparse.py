@@ -348,7 +348,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                     data, indices, lo, hi, g, G, touched, n_touched, seen, track
                 )
         t += 1
-        eta = learning_rate(lr, t, cfg.power_t)
+        eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
         probe = 0.0
         if scaled:
             scale = scaled_update(

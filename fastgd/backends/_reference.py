@@ -196,8 +196,11 @@ OPTIMIZER_STEPS = {
 }
 
 
-def learning_rate(lr, t, power_t):
-    """Rate of update number ``t`` (1-based): ``lr / t**power_t`` (invscaling).
+def learning_rate(lr, t, power_t, t_offset):
+    """Rate of update number ``t`` (1-based): ``lr / (t + t_offset)**power_t``.
+
+    ``invscaling`` has ``t_offset`` 0; ``optimal`` has ``power_t`` 1 (see
+    ``fastgd._schedule``).
 
     In IEEE double arithmetic, as the compiled kernels compute it: where
     ``t**power_t`` is beyond the float range it is inf and the rate 0 (Python's
@@ -206,7 +209,7 @@ def learning_rate(lr, t, power_t):
     if power_t == 0.0:
         return lr
     with np.errstate(over="ignore"):
-        return float(lr / np.float64(t) ** power_t)
+        return float(lr / (np.float64(t) + t_offset) ** power_t)
 
 
 def soft_threshold(w, threshold):
@@ -293,7 +296,7 @@ def apply_update(P, G, state, cfg, lr, t):
     grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
     grad[:, :-1] += cfg.l2 * W
     n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
-    eta = learning_rate(lr, t, cfg.power_t)
+    eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
     if cfg.optimizer == OPT_ADAMW:
         W *= 1.0 - eta * cfg.weight_decay
     step = OPTIMIZER_STEPS[cfg.optimizer]

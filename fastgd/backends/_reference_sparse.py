@@ -81,7 +81,7 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         weights = J < d
 
         t += 1
-        eta = learning_rate(lr, t, cfg.power_t)
+        eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
         # float64 copies (fancy indexing copies anyway), as in apply_update.
         p, s = P[:, J].astype(np.float64), state[:, :, J].astype(np.float64)
         if cfg.optimizer == OPT_ADAMW:
