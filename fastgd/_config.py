@@ -94,7 +94,8 @@ class KernelConfig(NamedTuple):
 
     The penalty arrives already split into its two parts, so kernels never
     look at ``penalty`` or ``l1_ratio``: ``l2`` is the coefficient of the
-    smooth part ``l2 · ½‖w‖²`` (added to the gradient) and ``l1`` that of
+    smooth part ``l2 · ½‖w‖²`` (added to the gradient; plain SGD shrinks
+    ``w *= max(0, 1 − eta·l2)`` instead) and ``l1`` that of
     ``l1 · ‖w‖₁`` (applied as a proximal soft-threshold after each update).
     ``power_t`` and ``t_offset`` are the schedule's per-update decay
     (``lr / (t + t_offset)**power_t``; ``power_t`` 0 unless

@@ -297,7 +297,10 @@ SETTINGS = (
         doc=_doc("""
             R(w) = ½‖w‖² (l2), ‖w‖₁ (l1) or
             ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` (elasticnet). The L2 part is
-            added to the gradient; the L1 part is a proximal soft-threshold
+            added to the gradient, except with ``optimizer='sgd'``, where it is
+            scikit-learn's shrink ``w *= max(0, 1 − lr_t · alpha · (1 − l1_ratio))``
+            before the step (the same step while that product is below 1, and
+            no divergence from L2 alone beyond); the L1 part is a proximal soft-threshold
             ``lr_t · alpha · l1_ratio`` after each update, so weights reach
             exactly zero.
         """),

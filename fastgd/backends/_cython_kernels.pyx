@@ -537,24 +537,25 @@ cdef inline double moments_probe(const floating *p, const floating *s1, const fl
 
 
 cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, double intercept_gradient, Py_ssize_t d, const KernelConfig *cfg, double eta) noexcept nogil:
-    """Plain SGD on one output: ``p[:d] -= eta·(scale·g[:d] + l2·p[:d])``, then L1's threshold.
+    """Plain SGD on one output: ``p[:d] = decay·p[:d] − eta·scale·g[:d]``, then L1's threshold.
 
+    ``decay = max(0, 1 − eta·l2)`` is the L2 shrink; see ``_numba.sgd_step``.
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
     folded in. The intercept ``p[d]`` takes ``intercept_gradient``, unpenalised.
     Returns the ``finite_probe`` sum of the values written.
     """
     cdef Py_ssize_t j
-    cdef double l2 = cfg.l2
+    cdef double decay = max(0.0, 1.0 - eta * cfg.l2)
     cdef double shrink = eta * cfg.l1
     cdef double probe = 0.0
     if shrink > 0.0:
         for j in range(d):
-            p[j] = soft_threshold(p[j] - eta * (scale * g[j] + l2 * p[j]), shrink)
+            p[j] = soft_threshold(decay * p[j] - eta * (scale * g[j]), shrink)
             probe += finite_probe(p[j])
     else:
         for j in range(d):
-            p[j] -= eta * (scale * g[j] + l2 * p[j])
+            p[j] = decay * p[j] - eta * (scale * g[j])
             probe += finite_probe(p[j])
     if cfg.fit_intercept:
         p[d] -= eta * intercept_gradient
@@ -1187,10 +1188,10 @@ cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[
     cdef Py_ssize_t d = P.shape[1] - 1
     cdef Py_ssize_t k, j, r, e, i
     cdef double step, gk, gb
-    cdef double shrink = 1.0 - eta * cfg.l2
+    cdef double shrink = max(0.0, 1.0 - eta * cfg.l2)
     scale *= shrink
     cdef double probe = finite_probe(scale)
-    if fabs(scale) < MIN_SCALE or fabs(shrink) > 1.0:
+    if fabs(scale) < MIN_SCALE:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale

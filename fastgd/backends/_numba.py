@@ -516,23 +516,26 @@ def moments_probe(p, s1, s2, n):
 
 @_jit(inline="always")
 def sgd_step(p, g, scale, intercept_gradient, cfg, eta):
-    """Plain SGD on one output: ``p[:d] -= eta·(scale·g[:d] + l2·p[:d])``, then L1's threshold.
+    """Plain SGD on one output: ``p[:d] = decay·p[:d] − eta·scale·g[:d]``, then L1's threshold.
 
+    ``decay = max(0, 1 − eta·l2)`` is the L2 shrink (scikit-learn's
+    ``_plain_sgd``): the gradient step of L2 while ``eta·l2 < 1``, and
+    exactly 0 beyond, where the gradient step would overshoot and diverge.
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
     folded in. The intercept takes ``intercept_gradient``, unpenalised.
     Returns the ``finite_probe`` sum of the values written.
     """
     d = p.shape[0] - 1
-    l2, shrink = cfg.l2, eta * cfg.l1
+    decay, shrink = max(0.0, 1.0 - eta * cfg.l2), eta * cfg.l1
     probe = 0.0
     if shrink > 0.0:
         for j in range(d):
-            p[j] = soft_threshold(p[j] - eta * (scale * g[j] + l2 * p[j]), shrink)
+            p[j] = soft_threshold(decay * p[j] - eta * (scale * g[j]), shrink)
             probe += finite_probe(p[j])
     else:
         for j in range(d):
-            p[j] -= eta * (scale * g[j] + l2 * p[j])
+            p[j] = decay * p[j] - eta * (scale * g[j])
             probe += finite_probe(p[j])
     if cfg.fit_intercept:
         p[d] -= eta * intercept_gradient

@@ -26,9 +26,9 @@ checkpoints, callbacks and pickles see what they see with dense data.
 
 Divergence is the dense update's (``_reference.run_epoch``): each update
 probes every value it writes (``finite_probe``). The weights a lazy mode
-leaves for later can only shrink (a factor ``|1 − η·l2| ≤ 1``; beyond it,
-``scaled_update`` folds the scale in and the cumulative mode steps densely),
-so none of them overflows unseen.
+leaves for later can only shrink (plain SGD's L2 shrink is
+``max(0, 1 − η·l2)``, in [0, 1]; at 0 ``scaled_update`` folds the scale in
+and the cumulative mode steps densely), so none of them overflows unseen.
 """
 
 import numpy as np
@@ -196,17 +196,18 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
     the step ``V_j −= η/scale · g·x_j`` is linear, so a second pass over
     the batch's entries applies it row by row, with no scratch of n_features.
     The scale returned is NaN where the update diverged (a value it wrote,
-    or the scale, not finite). A shrink factor beyond -1 (η·l2 > 2) makes
-    every weight grow: the scale is then folded into the weights, where
-    the probe reads them all, so an untouched weight that overflows is
-    seen in the batch that overflows it, as in the dense update.
+    or the scale, not finite). The shrink is ``max(0, 1 − η·l2)``, as in
+    ``sgd_step``: in [0, 1], so an untouched weight only ever shrinks. A
+    scale below ``MIN_SCALE`` is folded into the weights (probed as they
+    are written) and restarted at 1; a shrink of exactly 0 (η·l2 ≥ 1) thus
+    zeroes V and leaves scale 1, never scale 0 over a stale V.
     """
     K = P.shape[0]
     d = P.shape[1] - 1
-    shrink = 1.0 - eta * cfg.l2
+    shrink = max(0.0, 1.0 - eta * cfg.l2)
     scale *= shrink
     probe = finite_probe(scale)
-    if abs(scale) < MIN_SCALE or abs(shrink) > 1.0:
+    if abs(scale) < MIN_SCALE:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale
@@ -358,8 +359,9 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
         elif mode == UPDATE_DENSE:
             probe = dense_update(P, G, state, cfg, eta, t)
         elif cumulative and 1.0 - eta * cfg.l2 <= 0.0:
-            # A shrink factor <= 0 has no logarithm to accumulate: bring every
-            # column up to date and take this one step densely.
+            # A shrink of 0 (η·l2 >= 1 zeroes every weight) cannot be divided
+            # out of S: bring every column up to date and take this one step
+            # densely.
             catch_up_all(P, S, C, last_S, last_C)
             S, C = 1.0, 0.0
             for q in range(n_touched):

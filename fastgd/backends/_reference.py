@@ -267,9 +267,12 @@ def apply_update(P, G, state, cfg, lr, t):
 
     The L2 term joins the gradient ``G`` (from :func:`batch_gradient`), then
     AdamW's decoupled decay, the optimizer's step and L1's soft-threshold,
-    at the update's rate (``lr / t**power_t`` for invscaling). The intercept
-    is stepped only with ``fit_intercept`` and never penalised. ``G`` itself
-    is left as it is.
+    at the update's rate (``lr / t**power_t`` for invscaling). Plain SGD
+    takes L2 as a shrink of the weights instead, ``W *= max(0, 1 − eta·l2)``
+    before the step (scikit-learn's ``_plain_sgd``): the same step while
+    ``eta·l2 < 1``, and weights set to 0 rather than overshooting (and
+    diverging) beyond. The intercept is stepped only with ``fit_intercept``
+    and never penalised. ``G`` itself is left as it is.
 
     Parameters
     ----------
@@ -294,9 +297,12 @@ def apply_update(P, G, state, cfg, lr, t):
     work, moments = P.astype(np.float64), state.astype(np.float64)
     W = work[:, :-1]
     grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
-    grad[:, :-1] += cfg.l2 * W
     n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
     eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
+    if cfg.optimizer == OPT_SGD:
+        W *= max(0.0, 1.0 - eta * cfg.l2)
+    else:
+        grad[:, :-1] += cfg.l2 * W
     if cfg.optimizer == OPT_ADAMW:
         W *= 1.0 - eta * cfg.weight_decay
     step = OPTIMIZER_STEPS[cfg.optimizer]
