@@ -68,7 +68,7 @@ def test_scaling_reads_the_users_arrays(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch-sizes", "0"], "batch_size must be an integer >= 1"),
-    (["--loss", "squared"], "Did you mean 'squared_error'?"),
+    (["--loss", "squared_eror"], "Did you mean 'squared_error'?"),
     (["--epochs", "0"], "epochs must be an integer >= 1"),
 ])  # fmt: skip
 def test_scaling_rejects_bad_arguments_with_a_usage_error(argv, message, capsys):
