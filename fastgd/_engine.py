@@ -21,6 +21,7 @@ from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS, adaptive_decay, epoch_learning_rate
 from ._settings import (
     FIT,
+    ROWS,
     check_settings,
     document_settings,
     kernel_records,
@@ -740,6 +741,10 @@ class Trainer:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._orders = RowOrder()
+        if len(self.schedule) < len(EPOCH_RATE_SETTINGS):
+            # Pickled before the schedule read alpha (only 'optimal' does,
+            # which such a model cannot have used): the default completes it.
+            self.schedule = (*self.schedule, ROWS["alpha"].default)
 
     def _store_parameters(self):
         """Copy the parameter block and the counters into the result."""

@@ -189,3 +189,20 @@ def test_models_load_and_predict_where_no_compiled_backend_imports(tmp_path):
         assert message is not None, f"{kind} on {backend}: partial_fit trained without it"
         assert re.search(HOW_TO_INSTALL[backend], message), message
         assert_same_outputs(found, expected[kind, backend])
+
+
+def test_a_trainer_pickled_before_the_schedule_read_alpha_trains_on():
+    # Such a pickle holds the five-value schedule of (schedule, lr, decay,
+    # step_size, gamma); the loaded Trainer trains on as a new one does.
+    from fastgd import MiniBatchRegressor
+
+    X, y = make_problem("squared_error", np.float64)
+    settings = dict(epochs=2, tol=None, random_state=0, backend="numpy")
+    model = MiniBatchRegressor(**settings).fit(X, y)
+    trainer = model._trainers[0]
+    trainer.schedule = trainer.schedule[:5]
+    loaded = pickle.loads(pickle.dumps(model))
+    assert len(loaded._trainers[0].schedule) == 6
+    loaded.partial_fit(X, y)
+    expected = MiniBatchRegressor(**dict(settings, epochs=3)).fit(X, y)
+    np.testing.assert_array_equal(loaded.coef_, expected.coef_)
