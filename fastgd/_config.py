@@ -38,14 +38,7 @@ REGRESSION_LOSSES = (
     "epsilon_insensitive",
     "squared_epsilon_insensitive",
 )
-CLASSIFICATION_LOSSES = (
-    "log_loss",
-    "multinomial",
-    "hinge",
-    "modified_huber",
-    "squared_hinge",
-    "perceptron",
-)
+CLASSIFICATION_LOSSES = tuple(name for name in LOSSES if name not in REGRESSION_LOSSES)
 # Losses with a probabilistic reading, hence a ``predict_proba``
 # (``modified_huber``'s is scikit-learn's: (clip(score, -1, 1) + 1) / 2).
 PROBABILISTIC_LOSSES = ("log_loss", "multinomial", "modified_huber")
