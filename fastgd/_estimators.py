@@ -810,10 +810,10 @@ def _start_from(trainers, coef_init, intercept_init, dtype):
     stacked: ``(n_outputs, n_features)`` and ``(n_outputs,)``, a single
     output's also as ``(n_features,)`` and a number.
     """
-    rows = [row for trainer in trainers for row in trainer.P]
-    n_outputs, n_features = len(rows), rows[0].shape[0] - 1
     if coef_init is None and intercept_init is None:
         return
+    rows = [row for trainer in trainers for row in trainer.P]
+    n_outputs, n_features = len(rows), rows[0].shape[0] - 1
     shape = (n_outputs, n_features)
     coef = np.zeros(shape, dtype) if coef_init is None else check_initial(
         "coef_init", coef_init, shape, dtype)  # fmt: skip
