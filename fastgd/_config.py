@@ -93,8 +93,12 @@ class KernelConfig(NamedTuple):
     ``power_t`` and ``t_offset`` are the schedule's per-update decay
     (``lr / (t + t_offset)**power_t``; ``power_t`` 0 unless
     ``schedule='invscaling'`` or ``'optimal'``, ``t_offset`` 0 unless
-    ``'optimal'``, see ``fastgd._schedule``). How the
-    epoch runs is :class:`ExecutionConfig`. Built by
+    ``'optimal'``, see ``fastgd._schedule``). ``intercept_drift`` is a
+    constant added to the intercept's gradient in every update: the
+    coefficient ``c`` of an objective term ``c · b`` (the one-class SVM's
+    ``ν·b``, ``fastgd.MiniBatchOneClassSVM``), 0 for every other model; it
+    has a default so that records pickled before it existed still load.
+    How the epoch runs is :class:`ExecutionConfig`. Built by
     ``fastgd._settings.kernel_records`` from the settings table, which
     tests that these fields are its kernel rows.
     """
@@ -115,6 +119,7 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
+    intercept_drift: float = 0.0
 
 
 class ExecutionConfig(NamedTuple):

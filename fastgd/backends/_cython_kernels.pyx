@@ -132,6 +132,7 @@ cdef struct KernelConfig:
     double eps
     double rho
     double weight_decay
+    double intercept_drift
 
 
 cdef struct CpuExecution:
@@ -283,7 +284,7 @@ cdef inline double hinge_loss(double p, double y) noexcept nogil:
 
 cdef inline double hinge_dloss(double p, double y) noexcept nogil:
     cdef double s = 2.0 * y - 1.0
-    return -s if s * p < 1.0 else 0.0
+    return -s if s * p <= 1.0 else 0.0
 
 
 cdef inline double modified_huber_loss(double p, double y) noexcept nogil:
@@ -542,7 +543,8 @@ cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, doub
     ``decay = max(0, 1 − eta·l2)`` is the L2 shrink; see ``_numba.sgd_step``.
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
-    folded in. The intercept ``p[d]`` takes ``intercept_gradient``, unpenalised.
+    folded in. The intercept ``p[d]`` takes ``intercept_gradient`` plus
+    ``cfg.intercept_drift``, unpenalised.
     Returns the ``finite_probe`` sum of the values written.
     """
     cdef Py_ssize_t j
@@ -558,7 +560,7 @@ cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, doub
             p[j] = decay * p[j] - eta * (scale * g[j])
             probe += finite_probe(p[j])
     if cfg.fit_intercept:
-        p[d] -= eta * intercept_gradient
+        p[d] -= eta * (intercept_gradient + cfg.intercept_drift)
         probe += finite_probe(p[d])
     return probe
 
@@ -584,6 +586,7 @@ cdef inline double update_output(floating *p, double *g, floating *s1, floating 
         decay = 1.0 - eta * cfg.weight_decay
         for j in range(d):
             p[j] *= decay
+    g[d] += cfg.intercept_drift
     n_params = d + 1 if cfg.fit_intercept else d
     optimizer_update(cfg, p, g, s1, s2, eta, t, n_params)
     if cfg.l1 > 0.0:
@@ -1017,6 +1020,7 @@ def _struct_fields():
     probe.batch_size = 0
     probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.t_offset = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
+    probe.intercept_drift = 0.0
     return tuple(<dict>probe)
 
 
@@ -1210,7 +1214,7 @@ cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
-            P[k, d] -= eta * gb
+            P[k, d] -= eta * (gb + cfg.intercept_drift)
             probe += finite_probe(P[k, d])
     return scale + probe
 

@@ -253,7 +253,7 @@ def hinge_loss(p, y):
 @_jit(inline="always")
 def hinge_dloss(p, y):
     s = 2.0 * y - 1.0
-    return -s if s * p < 1.0 else 0.0
+    return -s if s * p <= 1.0 else 0.0
 
 
 @_jit(inline="always")
@@ -523,8 +523,8 @@ def sgd_step(p, g, scale, intercept_gradient, cfg, eta):
     exactly 0 beyond, where the gradient step would overshoot and diverge.
     ``g`` is the batch's mean gradient (``scale`` 1) or, at batch size 1,
     the row itself (``scale`` = dL/dp): one loop either way, the penalty
-    folded in. The intercept takes ``intercept_gradient``, unpenalised.
-    Returns the ``finite_probe`` sum of the values written.
+    folded in. The intercept takes ``intercept_gradient`` plus
+    ``cfg.intercept_drift``, unpenalised. Returns the ``finite_probe`` sum of the values written.
     """
     d = p.shape[0] - 1
     decay, shrink = max(0.0, 1.0 - eta * cfg.l2), eta * cfg.l1
@@ -538,7 +538,7 @@ def sgd_step(p, g, scale, intercept_gradient, cfg, eta):
             p[j] = decay * p[j] - eta * (scale * g[j])
             probe += finite_probe(p[j])
     if cfg.fit_intercept:
-        p[d] -= eta * intercept_gradient
+        p[d] -= eta * (intercept_gradient + cfg.intercept_drift)
         probe += finite_probe(p[d])
     return probe
 
@@ -564,6 +564,7 @@ def update_output(p, g, s1, s2, cfg, eta, t):
         decay = 1.0 - eta * cfg.weight_decay
         for j in range(d):
             p[j] *= decay
+    g[d] += cfg.intercept_drift
     n_params = d + 1 if cfg.fit_intercept else d
     optimizer_update(cfg, p, g, s1, s2, eta, t, n_params)
     if cfg.l1 > 0.0:

@@ -226,7 +226,7 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
-            P[k, d] -= eta * gb
+            P[k, d] -= eta * (gb + cfg.intercept_drift)
             probe += finite_probe(P[k, d])
     return scale + probe
 

@@ -85,10 +85,12 @@ def multinomial(Z, y, cfg):
 
 
 def hinge(Z, y, cfg):
+    # scikit-learn's Hinge: a margin of exactly 1 updates (the one-class
+    # SVM starts there, at w = 0 and b = 1).
     s = 2.0 * y - 1.0
     margin = s * Z[:, 0]
     loss = np.maximum(1.0 - margin, 0.0)
-    return loss, np.where(margin < 1.0, -s, 0.0)[:, None]
+    return loss, np.where(margin <= 1.0, -s, 0.0)[:, None]
 
 
 def modified_huber(Z, y, cfg):
@@ -272,7 +274,8 @@ def apply_update(P, G, state, cfg, lr, t):
     before the step (scikit-learn's ``_plain_sgd``): the same step while
     ``eta·l2 < 1``, and weights set to 0 rather than overshooting (and
     diverging) beyond. The intercept is stepped only with ``fit_intercept``
-    and never penalised. ``G`` itself is left as it is.
+    and never penalised; its gradient gains ``cfg.intercept_drift``. ``G``
+    itself is left as it is.
 
     Parameters
     ----------
@@ -297,6 +300,7 @@ def apply_update(P, G, state, cfg, lr, t):
     work, moments = P.astype(np.float64), state.astype(np.float64)
     W = work[:, :-1]
     grad = np.array(G, dtype=np.float64)  # a copy: the caller's G stays as it is
+    grad[:, -1] += cfg.intercept_drift
     n_params = P.shape[1] if cfg.fit_intercept else P.shape[1] - 1
     eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
     if cfg.optimizer == OPT_SGD:

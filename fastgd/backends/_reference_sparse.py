@@ -77,7 +77,7 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         grad = (Xb.T @ dZ / m).T[:, J] + cfg.l2 * P[:, J]
         if cfg.fit_intercept:
             J = np.append(J, d)
-            grad = np.column_stack([grad, dZ.sum(axis=0) / m])
+            grad = np.column_stack([grad, dZ.sum(axis=0) / m + cfg.intercept_drift])
         weights = J < d
 
         t += 1
