@@ -14,7 +14,7 @@ available_backends
     The backends usable in this installation.
 DivergenceError
     Raised when training diverges; keeps the last finite result.
-MiniBatchRegressor, MiniBatchClassifier
+MiniBatchRegressor, MiniBatchClassifier, MiniBatchOneClassSVM
     scikit-learn estimators on the same engine (need scikit-learn, which is
     imported only when one of them is first used).
 """
@@ -29,6 +29,7 @@ __all__ = [
     "DivergenceError",
     "FitResult",
     "MiniBatchClassifier",
+    "MiniBatchOneClassSVM",
     "MiniBatchRegressor",
     "available_backends",
     "fit",
@@ -37,7 +38,7 @@ __all__ = [
 
 # Loaded on first use (PEP 562), so that `import fastgd` neither needs nor
 # pays for scikit-learn.
-_ESTIMATORS = ("MiniBatchClassifier", "MiniBatchRegressor")
+_ESTIMATORS = ("MiniBatchClassifier", "MiniBatchOneClassSVM", "MiniBatchRegressor")
 
 
 def __getattr__(name):

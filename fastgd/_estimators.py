@@ -1,19 +1,19 @@
 """scikit-learn estimators on top of the engine.
 
-``MiniBatchRegressor`` and ``MiniBatchClassifier`` keep one engine ``Trainer``
-per model (one per class for a one-vs-rest classifier: every loss but
-``log_loss`` with more than two classes): ``fit`` runs its
-epochs through it, ``partial_fit`` runs one more epoch, so both give the same
-numbers. This module imports scikit-learn; ``fastgd/__init__`` loads it only
-when one of the two classes is first used, so ``import fastgd`` does not need
-scikit-learn.
+``MiniBatchRegressor``, ``MiniBatchClassifier`` and ``MiniBatchOneClassSVM``
+keep one engine ``Trainer`` per model (one per class for a one-vs-rest
+classifier: every loss but ``log_loss`` with more than two classes): ``fit``
+runs its epochs through it, ``partial_fit`` runs one more epoch, so both give
+the same numbers. This module imports scikit-learn; ``fastgd/__init__`` loads
+it only when one of the classes is first used, so ``import fastgd`` does not
+need scikit-learn.
 """
 
 import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, OutlierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
@@ -27,8 +27,10 @@ from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS
 from ._settings import (
     CLASSIFIER,
+    ONE_CLASS,
     REGRESSOR,
     check_settings,
+    engine_settings,
     kernel_records,
     parameters_doc,
     setting_names,
@@ -154,11 +156,15 @@ class _MiniBatchBase(BaseEstimator):
     numeric (``_numeric_y``), and four small methods: ``_encode_y`` (targets
     for the engine), ``_engine_setup`` (engine loss, outputs, one-vs-rest),
     ``_public_parameters`` (``coef_``/``intercept_`` shapes) and
-    ``_score_rows`` (the early-stopping score).
+    ``_score_rows`` (the early-stopping score). An estimator without a y
+    (``_takes_y`` False: the one-class SVM) trains every row as class 1, and
+    publishes its intercept under ``_intercept_attribute``.
     """
 
     _entry = None
     _numeric_y = True
+    _takes_y = True
+    _intercept_attribute = "intercept_"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -175,9 +181,10 @@ class _MiniBatchBase(BaseEstimator):
         user set (``epochs=np.uint8(255)`` is the int 255): training reads
         these, never the attributes themselves.
         """
-        return check_settings(
+        checked = check_settings(
             self._entry, {name: getattr(self, name) for name in setting_names(self._entry)}
         )
+        return engine_settings(self._entry, checked)
 
     @staticmethod
     def _schedule(settings):
@@ -215,10 +222,14 @@ class _MiniBatchBase(BaseEstimator):
         X = check_X_before_validate_data(
             X, self._trainers[0].P.dtype if continuing else None
         )
-        X, y = validate_data(
-            shadow, X, y, reset=not continuing, dtype=FLOAT_DTYPES, order="C",
-            accept_sparse="csr", ensure_all_finite=False, y_numeric=self._numeric_y,
-        )  # fmt: skip
+        checks = dict(reset=not continuing, dtype=FLOAT_DTYPES, order="C",
+                      accept_sparse="csr", ensure_all_finite=False)  # fmt: skip
+        if self._takes_y:
+            X, y = validate_data(shadow, X, y, y_numeric=self._numeric_y, **checks)
+        else:
+            # An outlier detector's y is ignored: every row is an inlier.
+            X = validate_data(shadow, X, **checks)
+            y = np.ones(X.shape[0], dtype=X.dtype)
         X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None,
                     columns=columns)  # fmt: skip
         codes = shadow._encode_y(y, classes, first=not continuing)
@@ -307,7 +318,8 @@ class _MiniBatchBase(BaseEstimator):
     def _publish(self):
         """Set the fitted attributes from the trainers."""
         first = self._trainers[0].result
-        self.coef_, self.intercept_ = self._current_parameters()
+        self.coef_, intercept = self._current_parameters()
+        setattr(self, self._intercept_attribute, intercept)
         self.n_iter_ = first.n_epochs
         self.t_ = first.n_updates
         histories = [trainer.result.loss_history for trainer in self._trainers]
@@ -801,6 +813,208 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
 
     def _score_rows(self, predictor, X, codes):
         return float(np.mean(predictor.predict(X) == codes))
+
+
+class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
+    __doc__ = f"""Linear one-class SVM fitted by mini-batch gradient descent.
+
+    scikit-learn's ``SGDOneClassSVM`` on the engine of :func:`fastgd.fit`:
+    the same objective, ``ν/2·‖w‖² + ν·b + mean max(0, 1 − (w·x + b))``,
+    and the same attributes, with ``offset_ = 1 − b`` and the decision
+    function ``X · coef_ − offset_`` (positive: an inlier). At
+    ``batch_size=1`` with ``optimizer='sgd'`` it is scikit-learn's
+    algorithm, update for update (for a sparse X, scikit-learn also damps
+    the intercept's steps by 0.01; fastgd does not, so a sparse X gives the
+    numbers of its dense copy). Larger batches, the other optimizers and
+    schedules, threads and backends are those of the other estimators. Meant
+    for features from a kernel approximation (``sklearn.kernel_approximation``)
+    as scikit-learn's is.
+
+    Parameters
+    ----------
+{parameters_doc(ONE_CLASS)}
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    offset_ : ndarray of shape (1,)
+        ``decision_function = score_samples − offset_``; 1 minus the
+        intercept the engine fits.
+{_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    sklearn.linear_model.SGDOneClassSVM : scikit-learn's, stochastic only.
+    MiniBatchClassifier : ``loss='hinge'`` is the two-class linear SVM.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd import MiniBatchOneClassSVM
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 2)) + 5.0
+    >>> model = MiniBatchOneClassSVM(nu=0.1, lr=0.01, epochs=20, tol=None,
+    ...                              random_state=0).fit(X)
+    >>> model.predict([[5.0, 5.0], [-5.0, -5.0]])
+    array([ 1, -1], dtype=int32)
+    """
+
+    _entry = ONE_CLASS
+    _takes_y = False
+    _intercept_attribute = "offset_"
+
+    def __init__(
+        self,
+        *,
+        nu=0.5,
+        optimizer="sgd",
+        lr=0.01,
+        schedule="constant",
+        batch_size=32,
+        epochs=1000,
+        fit_intercept=True,
+        shuffle=True,
+        drop_last=False,
+        tol=1e-3,
+        n_iter_no_change=5,
+        warm_start=False,
+        random_state=None,
+        backend="numba",
+        verbose=0,
+        callback=None,
+        allow_copy=True,
+        power_t=0.25,
+        decay=0.9,
+        step_size=10,
+        gamma=0.1,
+        momentum=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        rho=0.9,
+        weight_decay=0.01,
+        n_threads=1,
+        parallel="data",
+        sparse_update="lazy",
+    ):
+        _store_parameters(self, locals())
+
+    def fit(self, X, y=None, coef_init=None, offset_init=None):
+        """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        y : None
+            Ignored: every row is an inlier.
+        coef_init : array-like of shape (n_features,), default=None
+            Initial weights (zeros when None). Given, this or
+            ``offset_init`` starts a new fit from them, also with
+            ``warm_start``.
+        offset_init : float or array-like of shape (1,), default=None
+            Initial offset (0 when None, as scikit-learn's: an intercept of 1).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, None, coef_init, offset_init)
+
+    def partial_fit(self, X, y=None):
+        """Run one epoch over ``X``, continuing from the current parameters.
+
+        ``epochs`` and ``tol`` do not apply. Calling it ``k`` times on the
+        same data gives the coefficients of ``fit`` with ``epochs=k`` and the
+        same ``random_state``.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, None, None)
+
+    def decision_function(self, X):
+        """Signed distance to the boundary, ``X · coef_ − offset_``: positive for an inlier.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        # The score with intercept −offset_: X · coef_ − offset_ exactly.
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", accept_sparse="csr",
+            ensure_all_finite=False,
+        )  # fmt: skip
+        return self._predictor(self.coef_, -self.offset_).decision_function(X)
+
+    def score_samples(self, X):
+        """The raw score ``X · coef_``: ``decision_function(X) + offset_``.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.decision_function(X) + self.offset_
+
+    def predict(self, X):
+        """1 for an inlier (``decision_function >= 0``), -1 for an outlier.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int32
+        """
+        return np.where(self.decision_function(X) >= 0.0, 1, -1).astype(np.int32)
+
+    # --- hooks of the base class ----------------------------------------------------
+
+    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None)):
+        """The base class's, starting a new model from the intercept ``1 − offset_init``."""
+        coef_init, offset_init = init
+        X, targets, codes, commit = super()._prepare(
+            X, y, classes, settings, continuing=continuing, init=(coef_init, None)
+        )
+        if continuing:
+            return X, targets, codes, commit
+        offset = np.zeros(1, X.dtype) if offset_init is None else check_initial(
+            "offset_init", offset_init, (1,), X.dtype)  # fmt: skip
+
+        def commit_with_offset():
+            commit()
+            trainer = self._trainers[0]
+            P = trainer.snapshot()
+            P[:, -1] = 1.0 - offset
+            trainer.restore(P)
+
+        return X, targets, codes, commit_with_offset
+
+    def _encode_y(self, y, classes, first):
+        return y
+
+    def _engine_setup(self):
+        return "hinge", 1, False
+
+    def _public_parameters(self, coef, intercept):
+        return coef.copy(), (1.0 - intercept.reshape(1)).astype(coef.dtype)
+
+    def _score_rows(self, predictor, X, y):
+        raise NotImplementedError("MiniBatchOneClassSVM has no early stopping.")
 
 
 def _start_from(trainers, coef_init, intercept_init, dtype):

@@ -9,7 +9,7 @@ entry points that take it. From the table come
 - the records the backends receive: :func:`kernel_records` builds
   ``KernelConfig`` (what is computed) and ``ExecutionConfig`` (how it runs)
   from the rows' ``consumer`` column;
-- the Parameters sections of ``fastgd.fit``'s and both estimators'
+- the Parameters sections of ``fastgd.fit``'s and the estimators'
   docstrings (:func:`parameters_doc`, :func:`document_settings`);
 - the README's settings table (:func:`readme_table`; ``python -c "from
   fastgd._settings import write_readme; write_readme('README.md')"``
@@ -77,8 +77,13 @@ CONSUMERS = (KERNEL, SCHEDULE, LOOP, EXECUTION)
 FIT = "fit"
 REGRESSOR = "MiniBatchRegressor"
 CLASSIFIER = "MiniBatchClassifier"
-ENTRY_POINTS = (FIT, REGRESSOR, CLASSIFIER)
-ESTIMATORS = (REGRESSOR, CLASSIFIER)
+ONE_CLASS = "MiniBatchOneClassSVM"
+ENTRY_POINTS = (FIT, REGRESSOR, CLASSIFIER, ONE_CLASS)
+ESTIMATORS = (REGRESSOR, CLASSIFIER, ONE_CLASS)
+# The estimators of a y: the one-class SVM has none, and its loss and
+# penalty are its ``nu`` (see :func:`engine_settings`).
+SUPERVISED = (REGRESSOR, CLASSIFIER)
+WITH_LOSS = (FIT,) + SUPERVISED
 
 
 # --- checks: small declarative specs over fastgd._validation's functions ----------------
@@ -206,7 +211,18 @@ CLASSIFIER_LOSSES = tuple(name for name in CLASSIFICATION_LOSSES if name != "mul
 
 SETTINGS = (
     Setting(
-        "loss", "squared_error", Option(LOSSES), KERNEL, encode=LOSSES.index,
+        "nu", 0.5, Float(low=0.0, high=1.0, low_open=True), KERNEL, entries=(ONE_CLASS,),
+        doc=_doc("""
+            The one-class SVM's ν, in (0, 1]: an upper bound on the fraction of
+            training rows outside the boundary and a lower bound on the fraction
+            of support vectors. The objective is scikit-learn's
+            ``SGDOneClassSVM``'s, ``ν/2·‖w‖² + ν·b + mean max(0, 1 − (w·x + b))``
+            with ``offset_ = 1 − b``: the hinge loss on every row, the L2
+            penalty ``alpha = ν`` and a constant ``ν`` in the intercept's gradient.
+        """),
+    ),  # fmt: skip
+    Setting(
+        "loss", "squared_error", Option(LOSSES), KERNEL, encode=LOSSES.index, entries=WITH_LOSS,
         doc=_doc("""
             ``squared_error`` is ``½(p − y)²``; ``huber`` and
             ``epsilon_insensitive`` use ``epsilon``; ``log_loss`` is binary
@@ -267,6 +283,16 @@ SETTINGS = (
             loss; ``lr`` is unused and ``alpha`` must be > 0 (it sets the rate
             even with ``penalty=None``).
         """),
+        per_entry={ONE_CLASS: dict(doc=_doc("""
+            ``invscaling``: ``lr / t**power_t`` at update t (1-based);
+            ``exponential``: ``lr · decay**epoch``; ``step``:
+            ``lr · gamma**(epoch // step_size)`` (epochs counted from 0);
+            ``adaptive``: ``lr`` while the ``tol`` rule sees improvement, divided
+            by 5 each time it would stop training, which it does once the rate is
+            at or below 1e-6 (needs ``tol``); ``optimal`` (scikit-learn's
+            default for ``SGDOneClassSVM``): ``1 / (nu · (t0 + t − 1))`` at
+            update t, with Bottou's heuristic ``t0``; ``lr`` is unused.
+        """))},
         readme="`constant`, `invscaling` (`lr / t**power_t` per update), `exponential` "
         "(`lr · decay**epoch`), `step` (`lr · gamma**(epoch // step_size)`), `adaptive` "
         "(`lr / 5` at each plateau of the `tol` rule, until below 1e-6), `optimal` "
@@ -293,7 +319,7 @@ SETTINGS = (
         """))),
     ),  # fmt: skip
     Setting(
-        "penalty", None, Option(PENALTIES), KERNEL,
+        "penalty", None, Option(PENALTIES), KERNEL, entries=WITH_LOSS,
         doc=_doc("""
             R(w) = ½‖w‖² (l2), ‖w‖₁ (l1) or
             ``l1_ratio·‖w‖₁ + (1 − l1_ratio)·½‖w‖²`` (elasticnet). The L2 part is
@@ -309,11 +335,11 @@ SETTINGS = (
         "intercept is not penalised",
     ),  # fmt: skip
     Setting(
-        "alpha", 0.0001, Float(low=0.0), KERNEL,
+        "alpha", 0.0001, Float(low=0.0), KERNEL, entries=WITH_LOSS,
         doc="Penalty strength (>= 0); also the scale of ``schedule='optimal'``'s rate (> 0).",
     ),  # fmt: skip
     Setting(
-        "l1_ratio", 0.15, Float(low=0.0, high=1.0), KERNEL,
+        "l1_ratio", 0.15, Float(low=0.0, high=1.0), KERNEL, entries=WITH_LOSS,
         doc="Elastic-net mixing, in [0, 1].",
     ),  # fmt: skip
     Setting("fit_intercept", True, Bool(), KERNEL, encode=int),
@@ -341,17 +367,24 @@ SETTINGS = (
             With a value, stop once the epoch loss has not improved on the best
             by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
         """),
-        per_entry=dict.fromkeys(ESTIMATORS, dict(default=1e-3, doc=_doc("""
-            Without ``early_stopping``: stop once the training loss has not
-            improved on its best by at least ``tol`` for ``n_iter_no_change``
-            epochs in a row (None: always run ``epochs``). With
-            ``early_stopping``: the same rule on the validation score (None counts
-            as 0: stop when the score has not improved at all).
-        """))),
+        per_entry={
+            **dict.fromkeys(SUPERVISED, dict(default=1e-3, doc=_doc("""
+                Without ``early_stopping``: stop once the training loss has not
+                improved on its best by at least ``tol`` for ``n_iter_no_change``
+                epochs in a row (None: always run ``epochs``). With
+                ``early_stopping``: the same rule on the validation score (None
+                counts as 0: stop when the score has not improved at all).
+            """))),
+            ONE_CLASS: dict(default=1e-3, doc=_doc("""
+                Stop once the training loss (the mean hinge loss, without the
+                ``ν`` terms) has not improved on its best by at least ``tol`` for
+                ``n_iter_no_change`` epochs in a row (None: always run ``epochs``).
+            """)),
+        },
     ),  # fmt: skip
     Setting("n_iter_no_change", 5, Int(1), LOOP),
     Setting(
-        "early_stopping", False, Bool(), LOOP, entries=ESTIMATORS,
+        "early_stopping", False, Bool(), LOOP, entries=SUPERVISED,
         doc=_doc("""
             Hold out ``validation_fraction`` of the training rows (stratified by
             class for the classifier, drawn with ``random_state``), score the
@@ -363,7 +396,7 @@ SETTINGS = (
     ),  # fmt: skip
     Setting(
         "validation_fraction", 0.1,
-        Float(low=0.0, high=1.0, low_open=True, high_open=True), LOOP, entries=ESTIMATORS,
+        Float(low=0.0, high=1.0, low_open=True, high_open=True), LOOP, entries=SUPERVISED,
         doc="In (0, 1); used only with ``early_stopping``.",
     ),  # fmt: skip
     Setting(
@@ -382,7 +415,7 @@ SETTINGS = (
             Seeds the row order. The same seed gives bit-identical results; None
             draws fresh entropy, so two runs differ (when shuffling).
         """),
-        per_entry=dict.fromkeys(ESTIMATORS, dict(doc=_doc("""
+        per_entry=dict.fromkeys(SUPERVISED, dict(doc=_doc("""
             Seeds the row order (and the early-stopping hold-out). The same seed
             gives the same numbers as :func:`fastgd.fit`.
         """))),
@@ -411,14 +444,24 @@ SETTINGS = (
             True stops training; False or None goes on; anything else (an
             array, say) is a TypeError, the completed epochs kept.
         """),
-        per_entry=dict.fromkeys(ESTIMATORS, dict(doc=_doc("""
-            Called after every epoch of ``fit`` and ``partial_fit`` as
-            ``callback(epoch, loss, coef, intercept)``: the epoch's number
-            (counting every epoch the model has run), its mean training loss and
-            copies of ``coef_`` and ``intercept_`` as they stand. Returning True
-            stops ``fit``; False or None goes on; anything else (an array, say)
-            is a TypeError, the completed epochs kept.
-        """))),
+        per_entry={
+            **dict.fromkeys(SUPERVISED, dict(doc=_doc("""
+                Called after every epoch of ``fit`` and ``partial_fit`` as
+                ``callback(epoch, loss, coef, intercept)``: the epoch's number
+                (counting every epoch the model has run), its mean training loss
+                and copies of ``coef_`` and ``intercept_`` as they stand.
+                Returning True stops ``fit``; False or None goes on; anything
+                else (an array, say) is a TypeError, the completed epochs kept.
+            """))),
+            ONE_CLASS: dict(doc=_doc("""
+                Called after every epoch of ``fit`` and ``partial_fit`` as
+                ``callback(epoch, loss, coef, offset)``: the epoch's number
+                (counting every epoch the model has run), its mean training loss
+                and copies of ``coef_`` and ``offset_`` as they stand. Returning
+                True stops ``fit``; False or None goes on; anything else (an
+                array, say) is a TypeError, the completed epochs kept.
+            """)),
+        },
     ),  # fmt: skip
     Setting(
         "allow_copy", True, Bool(), LOOP,
@@ -446,7 +489,7 @@ SETTINGS = (
         """),
     ),  # fmt: skip
     Setting(
-        "epsilon", 0.1, Float(low=0.0), KERNEL, encode=float,
+        "epsilon", 0.1, Float(low=0.0), KERNEL, encode=float, entries=WITH_LOSS,
         doc=_doc("""
             Width of the quadratic zone of ``huber`` and the insensitive zone of
             ``epsilon_insensitive``.
@@ -633,9 +676,31 @@ DERIVED_FIELDS = {
     "l1": _penalty_part(1),
     "power_t": lambda s: update_exponent(s["schedule"], s["power_t"]),
     "t_offset": lambda s: update_offset(s["schedule"], s["alpha"], s["loss"], s["epsilon"]),
+    # The one-class SVM's nu·b term; no other model has one (nor a nu).
+    "intercept_drift": lambda s: s["nu"] if "nu" in s else 0.0,
     "hogwild": lambda s: int(s["parallel"] == "hogwild"),
     "row_order": lambda s: row_order(s["shuffle"]),
 }
+
+# MiniBatchOneClassSVM's problem in the engine's terms (scikit-learn's
+# SGDOneClassSVM): every row is class 1 of the hinge loss, the penalty is L2
+# of strength nu, and nu also drifts the intercept (``intercept_drift``).
+ONE_CLASS_ENGINE = dict(loss="hinge", penalty="l2", l1_ratio=0.0, early_stopping=False)
+
+
+def engine_settings(entry, settings):
+    """The checked ``settings`` of ``entry`` as the engine reads them: every row the records need.
+
+    The one-class SVM's settings gain the loss and penalty its ``nu`` stands
+    for (``alpha = nu``, also the scale of ``schedule='optimal'``) and the
+    defaults of the rows it does not take; every other entry's are returned
+    as they are.
+    """
+    if entry != ONE_CLASS:
+        return settings
+    defaults = {row.name: row.default for row in SETTINGS if row.name not in settings}
+    return {**defaults, **settings, **ONE_CLASS_ENGINE, "alpha": settings["nu"]}
+
 
 # The consumers each record may read: the kernel's arithmetic (with the
 # schedule's per-update exponent) and the execution (with the row order).

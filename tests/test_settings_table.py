@@ -40,6 +40,7 @@ from fastgd._settings import (
     SCHEDULE,
     SETTINGS,
     check_settings,
+    engine_settings,
     parameters_doc,
     readme_block,
     readme_table,
@@ -54,6 +55,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 KERNEL_FIELDS = (
     "loss", "optimizer", "batch_size", "drop_last", "fit_intercept", "l2", "l1",
     "epsilon", "power_t", "t_offset", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",
+    "intercept_drift",
 )  # fmt: skip
 EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 
@@ -143,24 +145,27 @@ def test_records_have_the_fields_the_backends_read():
 
 
 def test_records_are_built_from_the_consumer_column():
-    settings = check_settings(FIT, {})
     recorded = set()
-    for record, consumers in RECORD_CONSUMERS.items():
-        own_consumer = consumers[0]
-        for field in record._fields:
-            if field in DERIVED_FIELDS:
-                values = Reads({**settings, "n_samples": 100})
-                DERIVED_FIELDS[field](values)
-                reads = values.read - {"n_samples"}
-            else:
-                # A field of a row's own name: that row's encoded value.
-                row = ROWS[field]
-                assert row.encode is not None, field
-                assert row.consumer == own_consumer, field
-                reads = {field}
-            for name in reads:
-                assert ROWS[name].consumer in consumers, (record.__name__, field, name)
-            recorded |= reads
+    # Every entry's settings as the engine reads them (the one-class SVM's
+    # nu is read there only).
+    for entry in ENTRY_POINTS:
+        settings = engine_settings(entry, check_settings(entry, {}))
+        for record, consumers in RECORD_CONSUMERS.items():
+            own_consumer = consumers[0]
+            for field in record._fields:
+                if field in DERIVED_FIELDS:
+                    values = Reads({**settings, "n_samples": 100})
+                    DERIVED_FIELDS[field](values)
+                    reads = values.read - {"n_samples"}
+                else:
+                    # A field of a row's own name: that row's encoded value.
+                    row = ROWS[field]
+                    assert row.encode is not None, field
+                    assert row.consumer == own_consumer, field
+                    reads = {field}
+                for name in reads:
+                    assert ROWS[name].consumer in consumers, (record.__name__, field, name)
+                recorded |= reads
     # The records hold the whole of the kernel's arithmetic and of the
     # execution: a kernel or execution row that no field reads is lost.
     for row in SETTINGS:
