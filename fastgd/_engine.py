@@ -422,21 +422,26 @@ def _callback_stops(callback, epoch, answer):
 # loss ten orders of magnitude, nor its weights from O(1) to 1e10, except on
 # features scaled by 1e-10, which then need scaling anyway.
 GROWTH_BOUND = 1e10
+# A first loss at or below this is rounding, not a measure: the hinge losses
+# of a one-class SVM start at 0 (every margin exactly 1), and its first
+# epochs can leave 1e-17 where exact arithmetic leaves 0.
+LOSS_NOISE = 1e-12
 
 
 def growth_past_bound(state, loss):
     """What grew past :data:`GROWTH_BOUND` in an epoch of ``loss`` (a message), or None.
 
     The first epoch of a state records its loss and parameter scale instead.
-    A first loss of exactly 0 measures nothing (the perceptron's, of one
-    batch at P = 0, whose scores are all 0): the loss is then measured against
-    the first epoch's that is not 0, the parameters still against the first's.
+    A first loss of 0 measures nothing (the perceptron's, of one batch at
+    P = 0, whose scores are all 0), nor one at rounding level
+    (:data:`LOSS_NOISE`): the loss is then measured against the first
+    epoch's above it, the parameters still against the first's.
     """
     scale = float(np.abs(state.P).max(initial=0.0))
     if not np.isfinite(state.first_loss):
         state.first_loss, state.first_scale = loss, scale
         return None
-    if state.first_loss == 0.0:
+    if state.first_loss <= LOSS_NOISE:
         state.first_loss = loss
     elif loss > GROWTH_BOUND * state.first_loss:
         return (f"the mean loss grew to {loss:.3g}, more than {GROWTH_BOUND:g} times the "

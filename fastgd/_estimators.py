@@ -51,6 +51,9 @@ from ._validation import (
 # the Trainer clips every epoch's batch to the rows it is given, so the config
 # carries the requested size ("all rows" for None) rather than one chunk's.
 _ALL_ROWS = np.iinfo(np.int64).max
+# validate_data converts X of any other dtype (a list, integers) to the first
+# of these: float64, as fastgd.fit and scikit-learn do; float32 stays float32.
+_X_DTYPES = tuple(sorted(FLOAT_DTYPES, key=lambda dtype: -np.dtype(dtype).itemsize))
 
 _COMMON_ATTRIBUTES = """\
     n_iter_ : int
@@ -222,7 +225,7 @@ class _MiniBatchBase(BaseEstimator):
         X = check_X_before_validate_data(
             X, self._trainers[0].P.dtype if continuing else None
         )
-        checks = dict(reset=not continuing, dtype=FLOAT_DTYPES, order="C",
+        checks = dict(reset=not continuing, dtype=_X_DTYPES, order="C",
                       accept_sparse="csr", ensure_all_finite=False)  # fmt: skip
         if self._takes_y:
             X, y = validate_data(shadow, X, y, y_numeric=self._numeric_y, **checks)
@@ -437,7 +440,7 @@ class _MiniBatchBase(BaseEstimator):
     def _decision(self, X, method):
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", accept_sparse="csr",
+            self, X, reset=False, dtype=_X_DTYPES, order="C", accept_sparse="csr",
             ensure_all_finite=False,
         )  # fmt: skip
         return getattr(self._predictor(self.coef_, self.intercept_), method)(X)
@@ -951,7 +954,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
         # The score with intercept −offset_: X · coef_ − offset_ exactly.
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, dtype=FLOAT_DTYPES, order="C", accept_sparse="csr",
+            self, X, reset=False, dtype=_X_DTYPES, order="C", accept_sparse="csr",
             ensure_all_finite=False,
         )  # fmt: skip
         return self._predictor(self.coef_, -self.offset_).decision_function(X)
