@@ -65,6 +65,10 @@ PROBABILISTIC_LOSSES = ("log_loss", "multinomial", "modified_huber")
     OPT_ADAMW,
 ) = range(len(OPTIMIZERS))
 SPARSE_LAZY, SPARSE_DENSE = range(len(SPARSE_UPDATES))
+# How the L1 part of the penalty is applied (``l1_method``): the proximal
+# soft-threshold of each update, or the cumulative penalty of Tsuruoka et
+# al. (2009), scikit-learn's.
+L1_METHODS = ("proximal", "cumulative")
 # The order an epoch visits its rows in, as the backends see it: the data's
 # order, a fresh permutation of the rows, or whole batches in a random order
 # (``fit(shuffle=False / True / "batches")``). A CPU backend picks its
@@ -93,8 +97,12 @@ class KernelConfig(NamedTuple):
     ``power_t`` and ``t_offset`` are the schedule's per-update decay
     (``lr / (t + t_offset)**power_t``; ``power_t`` 0 unless
     ``schedule='invscaling'`` or ``'optimal'``, ``t_offset`` 0 unless
-    ``'optimal'``, see ``fastgd._schedule``). How the
-    epoch runs is :class:`ExecutionConfig`. Built by
+    ``'optimal'``, see ``fastgd._schedule``). ``average_start`` is the
+    update number ``t`` (1-based, counting updates, not rows) from which
+    the running average of the parameters (state slot ``average``) is kept,
+    0 for no averaging; ``l1_cumulative`` (0/1) takes ``l1`` as Tsuruoka et
+    al.'s cumulative penalty instead of the soft-threshold (state slot
+    ``l1_applied``). How the epoch runs is :class:`ExecutionConfig`. Built by
     ``fastgd._settings.kernel_records`` from the settings table, which
     tests that these fields are its kernel rows.
     """
@@ -115,6 +123,8 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
+    average_start: int
+    l1_cumulative: int
 
 
 class ExecutionConfig(NamedTuple):
