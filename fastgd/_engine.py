@@ -666,13 +666,22 @@ class Trainer:
         rate = self.learning_rate(state.n_epochs) * state.lr_factor
         return adaptive_decay(state, rate)
 
-    def snapshot(self):
-        """A copy of the parameter block, for :meth:`restore`."""
+    def snapshot(self, average=False):
+        """A copy of the parameter block, for :meth:`restore`.
+
+        With ``average``, the pair of it and a copy of the running average
+        (averaged SGD), which ``restore(*pair)`` puts back together: the
+        parameters the model showed then.
+        """
+        if average:
+            return self.P.copy(), self.state[SLOT_AVERAGE].copy()
         return self.P.copy()
 
-    def restore(self, P):
+    def restore(self, P, average=None):
         """Put back parameters taken by :meth:`snapshot` (e.g. the best epoch's)."""
         self.P[...] = P
+        if average is not None:
+            self.state[SLOT_AVERAGE] = average
         self._store_parameters()
 
     def checkpoint(self):

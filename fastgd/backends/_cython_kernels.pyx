@@ -630,8 +630,8 @@ cdef inline bint has_finish(const KernelConfig *cfg) noexcept nogil:
 
 cdef inline double cumulative_l1_weight(floating *p, floating *q, Py_ssize_t j, double total, double scale) noexcept nogil:
     """scikit-learn's ``l1penalty`` on the weight ``scale · p[j]``; see ``_numba.cumulative_l1_weight``."""
-    cdef double w = scale * p[j]
     cdef double clipped
+    cdef double w = scale * p[j]
     if w > 0.0:
         clipped = max(0.0, w - (total + q[j]))
     elif w < 0.0:
@@ -639,7 +639,7 @@ cdef inline double cumulative_l1_weight(floating *p, floating *q, Py_ssize_t j, 
     else:
         clipped = w
     p[j] = clipped / scale
-    q[j] = q[j] + (clipped - w)
+    q[j] += clipped - w
     return finite_probe(q[j])
 
 
@@ -653,32 +653,37 @@ cdef inline double add_l1_total(floating[:, :, ::1] state, const KernelConfig *c
 
 cdef inline double average_update(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, long long t, double scale) noexcept nogil:
     """Fold update ``t``'s parameters (weights ``scale · P``) into the running average; see ``_numba.average_update``."""
-    cdef long long start = cfg.average_start
     cdef Py_ssize_t k, j
-    cdef Py_ssize_t d = P.shape[1] - 1
-    cdef double n, probe = 0.0
+    cdef floating *a
+    cdef long long start = cfg.average_start
     if start <= 0 or t < start:
         return 0.0
-    n = <double>(t - start + 1)
+    cdef double n = <double>(t - start + 1)
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef double probe = 0.0
     for k in range(P.shape[0]):
+        a = &state[SLOT_AVERAGE, k, 0]
         for j in range(d):
-            state[SLOT_AVERAGE, k, j] = state[SLOT_AVERAGE, k, j] + (scale * P[k, j] - state[SLOT_AVERAGE, k, j]) / n
-            probe += finite_probe(state[SLOT_AVERAGE, k, j])
-        state[SLOT_AVERAGE, k, d] = state[SLOT_AVERAGE, k, d] + (P[k, d] - state[SLOT_AVERAGE, k, d]) / n
-        probe += finite_probe(state[SLOT_AVERAGE, k, d])
+            a[j] += (scale * P[k, j] - a[j]) / n
+            probe += finite_probe(a[j])
+        a[d] += (P[k, d] - a[d]) / n
+        probe += finite_probe(a[d])
     return probe
 
 
 cdef double finish_update(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
     """The end of a dense update: the cumulative L1 penalty of every weight, then the average."""
     cdef Py_ssize_t k, j
+    cdef double total
+    cdef floating *q
+    cdef double probe = 0.0
     cdef Py_ssize_t d = P.shape[1] - 1
-    cdef double total, probe = 0.0
     if cfg.l1_cumulative and cfg.l1 > 0.0:
         for k in range(P.shape[0]):
             total = add_l1_total(state, cfg, eta, k)
+            q = &state[SLOT_L1_APPLIED, k, 0]
             for j in range(d):
-                probe += cumulative_l1_weight(&P[k, 0], &state[SLOT_L1_APPLIED, k, 0], j, total, 1.0)
+                probe += cumulative_l1_weight(&P[k, 0], q, j, total, 1.0)
     return probe + average_update(P, state, cfg, t, 1.0)
 
 
@@ -1240,11 +1245,14 @@ cdef inline Py_ssize_t track_columns(const sparse_index_t[::1] indices, Py_ssize
 cdef double cumulative_l1_lazy(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, Py_ssize_t[::1] touched, Py_ssize_t n_touched, double scale) noexcept nogil:
     """The cumulative L1 penalty of the batch's columns (weights ``scale · P``); see ``_numba_sparse.cumulative_l1_lazy``."""
     cdef Py_ssize_t k, c
-    cdef double total, probe = 0.0
+    cdef double total
+    cdef floating *q
+    cdef double probe = 0.0
     for k in range(P.shape[0]):
         total = add_l1_total(state, cfg, eta, k)
+        q = &state[SLOT_L1_APPLIED, k, 0]
         for c in range(n_touched):
-            probe += cumulative_l1_weight(&P[k, 0], &state[SLOT_L1_APPLIED, k, 0], touched[c], total, scale)
+            probe += cumulative_l1_weight(&P[k, 0], q, touched[c], total, scale)
     return probe
 
 
