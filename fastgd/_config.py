@@ -123,8 +123,10 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
-    average_start: int
-    l1_cumulative: int
+    # Defaults: a model pickled before these fields existed loads as
+    # training without them.
+    average_start: int = 0
+    l1_cumulative: int = 0
 
 
 class ExecutionConfig(NamedTuple):

@@ -304,10 +304,11 @@ SETTINGS = (
             before the step (the same step while that product is below 1, and
             no divergence from L2 alone beyond); the L1 part is a proximal soft-threshold
             ``lr_t · alpha · l1_ratio`` after each update, so weights reach
-            exactly zero.
+            exactly zero (or scikit-learn's cumulative penalty, see ``l1_method``).
         """),
         readme="`None`, `l2`, `l1`, `elasticnet`: scikit-learn's convention, mean loss + "
-        "`alpha · R(w)`; L1 is a proximal step, so weights reach exactly 0; the "
+        "`alpha · R(w)`; L1 is a proximal step (or scikit-learn's cumulative penalty: "
+        "`l1_method`), so weights reach exactly 0; the "
         "intercept is not penalised",
     ),  # fmt: skip
     Setting(

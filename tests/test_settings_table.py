@@ -54,6 +54,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 KERNEL_FIELDS = (
     "loss", "optimizer", "batch_size", "drop_last", "fit_intercept", "l2", "l1",
     "epsilon", "power_t", "t_offset", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",
+    "average_start", "l1_cumulative",
 )  # fmt: skip
 EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 
