@@ -65,6 +65,10 @@ PROBABILISTIC_LOSSES = ("log_loss", "multinomial", "modified_huber")
     OPT_ADAMW,
 ) = range(len(OPTIMIZERS))
 SPARSE_LAZY, SPARSE_DENSE = range(len(SPARSE_UPDATES))
+# How the L1 part of the penalty is applied (``l1_method``): the proximal
+# soft-threshold of each update, or the cumulative penalty of Tsuruoka et
+# al. (2009), scikit-learn's.
+L1_METHODS = ("proximal", "cumulative")
 # The order an epoch visits its rows in, as the backends see it: the data's
 # order, a fresh permutation of the rows, or whole batches in a random order
 # (``fit(shuffle=False / True / "batches")``). A CPU backend picks its
@@ -96,9 +100,12 @@ class KernelConfig(NamedTuple):
     ``'optimal'``, see ``fastgd._schedule``). ``intercept_drift`` is a
     constant added to the intercept's gradient in every update: the
     coefficient ``c`` of an objective term ``c · b`` (the one-class SVM's
-    ``ν·b``, ``fastgd.MiniBatchOneClassSVM``), 0 for every other model; it
-    has a default so that records pickled before it existed still load.
-    How the epoch runs is :class:`ExecutionConfig`. Built by
+    ``ν·b``, ``fastgd.MiniBatchOneClassSVM``), 0 for every other model.
+    ``average_start`` is the update number ``t`` (1-based, counting
+    updates, not rows) from which the running average of the parameters (state slot ``average``) is kept,
+    0 for no averaging; ``l1_cumulative`` (0/1) takes ``l1`` as Tsuruoka et
+    al.'s cumulative penalty instead of the soft-threshold (state slot
+    ``l1_applied``). How the epoch runs is :class:`ExecutionConfig`. Built by
     ``fastgd._settings.kernel_records`` from the settings table, which
     tests that these fields are its kernel rows.
     """
@@ -119,7 +126,11 @@ class KernelConfig(NamedTuple):
     eps: float
     rho: float
     weight_decay: float
+    # Defaults: a model pickled before these fields existed loads as
+    # training without them.
     intercept_drift: float = 0.0
+    average_start: int = 0
+    l1_cumulative: int = 0
 
 
 class ExecutionConfig(NamedTuple):

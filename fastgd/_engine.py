@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import ExecutionConfig
+from ._config import SLOT_AVERAGE, ExecutionConfig
 from ._errors import DivergenceError
 from ._result import FitResult
 from ._schedule import EPOCH_RATE_SETTINGS, adaptive_decay, epoch_learning_rate
@@ -49,6 +49,7 @@ def fit(
     penalty=None,
     alpha=0.0001,
     l1_ratio=0.15,
+    l1_method="proximal",
     fit_intercept=True,
     shuffle=True,
     drop_last=False,
@@ -70,6 +71,7 @@ def fit(
     eps=1e-8,
     rho=0.9,
     weight_decay=0.01,
+    average=False,
     n_threads=1,
     parallel="data",
     sparse_update="lazy",
@@ -669,13 +671,22 @@ class Trainer:
         rate = self.learning_rate(state.n_epochs) * state.lr_factor
         return adaptive_decay(state, rate)
 
-    def snapshot(self):
-        """A copy of the parameter block, for :meth:`restore`."""
+    def snapshot(self, average=False):
+        """A copy of the parameter block, for :meth:`restore`.
+
+        With ``average``, the pair of it and a copy of the running average
+        (averaged SGD), which ``restore(*pair)`` puts back together: the
+        parameters the model showed then.
+        """
+        if average:
+            return self.P.copy(), self.state[SLOT_AVERAGE].copy()
         return self.P.copy()
 
-    def restore(self, P):
+    def restore(self, P, average=None):
         """Put back parameters taken by :meth:`snapshot` (e.g. the best epoch's)."""
         self.P[...] = P
+        if average is not None:
+            self.state[SLOT_AVERAGE] = average
         self._store_parameters()
 
     def checkpoint(self):
@@ -751,9 +762,21 @@ class Trainer:
             # which such a model cannot have used): the default completes it.
             self.schedule = (*self.schedule, ROWS["alpha"].default)
 
+    def published(self):
+        """The parameters the model shows: the running average once averaging has started.
+
+        ``average`` (averaged SGD): from update ``cfg.average_start`` on, the
+        state's ``average`` slot, as scikit-learn's ``coef_``; before that,
+        and without averaging, the iterate ``P``, which training continues from.
+        """
+        start = self.cfg.average_start
+        if start > 0 and self.train_state.n_updates >= start:
+            return self.state[SLOT_AVERAGE]
+        return self.P
+
     def _store_parameters(self):
         """Copy the parameter block and the counters into the result."""
-        P, result, train_state = self.P, self.result, self.train_state
+        P, result, train_state = self.published(), self.result, self.train_state
         result.n_epochs, result.n_updates = train_state.n_epochs, train_state.n_updates
         if P.shape[0] == 1:
             result.coef = P[0, :-1].copy()

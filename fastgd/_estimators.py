@@ -362,7 +362,7 @@ class _MiniBatchBase(BaseEstimator):
                 self.validation_scores_.append(score)
                 if score > best["score"]:
                     best["score"] = self.best_validation_score_ = score
-                    best["P"] = [trainer.snapshot() for trainer in trainers]
+                    best["P"] = [trainer.snapshot(average=True) for trainer in trainers]
                 return "validation score", score
 
             tol = 0.0 if tol is None else tol
@@ -401,8 +401,8 @@ class _MiniBatchBase(BaseEstimator):
             # Also when training stopped on an error: the completed epochs'
             # parameters (all finite) are what the model keeps.
             if early_stopping and best["P"] is not None:
-                for trainer, P in zip(trainers, best["P"]):
-                    trainer.restore(P)
+                for trainer, saved in zip(trainers, best["P"]):
+                    trainer.restore(*saved)
             self._publish()
         return self
 
@@ -443,7 +443,47 @@ class _MiniBatchBase(BaseEstimator):
             self, X, reset=False, dtype=_X_DTYPES, order="C", accept_sparse="csr",
             ensure_all_finite=False,
         )  # fmt: skip
-        return getattr(self._predictor(self.coef_, self.intercept_), method)(X)
+        return getattr(self._predictor(self._dense_coef(), self.intercept_), method)(X)
+
+    # --- sparse coefficients (scikit-learn's SparseCoefMixin) -------------------
+
+    def _dense_coef(self):
+        """``coef_`` as an array of its usual shape, whether or not :meth:`sparsify` made it sparse."""
+        coef = self.coef_
+        if not isinstance(coef, np.ndarray):  # a scipy.sparse matrix
+            shape = self._public_parameters(self._trainers[0].result.coef, np.zeros(1))[0].shape
+            coef = coef.toarray().reshape((-1,) + shape[1:])
+        return coef
+
+    def sparsify(self):
+        """Convert ``coef_`` to a ``scipy.sparse`` CSR matrix, as scikit-learn's linear models do.
+
+        Worth it where most weights are exactly 0 (an L1 penalty's models):
+        the matrix stores only the others. Predictions are unchanged (X is
+        multiplied by the dense coefficients). Training again (``fit``,
+        ``partial_fit``) sets ``coef_`` to an array again; :meth:`densify`
+        does so without training.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        import scipy.sparse as sp
+
+        self.coef_ = sp.csr_matrix(self.coef_)
+        return self
+
+    def densify(self):
+        """Convert a ``coef_`` made sparse by :meth:`sparsify` back to a NumPy array (its usual shape).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        self.coef_ = self._dense_coef()
+        return self
 
 
 class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
@@ -493,6 +533,7 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         penalty=None,
         alpha=0.0001,
         l1_ratio=0.15,
+        l1_method="proximal",
         fit_intercept=True,
         shuffle=True,
         drop_last=False,
@@ -517,6 +558,7 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        average=False,
         n_threads=1,
         parallel="data",
         sparse_update="lazy",
@@ -642,6 +684,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         penalty=None,
         alpha=0.0001,
         l1_ratio=0.15,
+        l1_method="proximal",
         fit_intercept=True,
         shuffle=True,
         drop_last=False,
@@ -666,6 +709,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        average=False,
         n_threads=1,
         parallel="data",
         sparse_update="lazy",

@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple
 
 from ._config import (
     CLASSIFICATION_LOSSES,
+    L1_METHODS,
     LOSSES,
     OPTIMIZERS,
     ORDER_BATCHES,
@@ -53,6 +54,7 @@ from ._config import (
 from ._schedule import update_exponent, update_offset
 from ._validation import (
     SHUFFLE_MODES,
+    check_average,
     check_bool,
     check_callback,
     check_float,
@@ -328,10 +330,11 @@ SETTINGS = (
             before the step (the same step while that product is below 1, and
             no divergence from L2 alone beyond); the L1 part is a proximal soft-threshold
             ``lr_t · alpha · l1_ratio`` after each update, so weights reach
-            exactly zero.
+            exactly zero (or scikit-learn's cumulative penalty, see ``l1_method``).
         """),
         readme="`None`, `l2`, `l1`, `elasticnet`: scikit-learn's convention, mean loss + "
-        "`alpha · R(w)`; L1 is a proximal step, so weights reach exactly 0; the "
+        "`alpha · R(w)`; L1 is a proximal step (or scikit-learn's cumulative penalty: "
+        "`l1_method`), so weights reach exactly 0; the "
         "intercept is not penalised",
     ),  # fmt: skip
     Setting(
@@ -341,6 +344,26 @@ SETTINGS = (
     Setting(
         "l1_ratio", 0.15, Float(low=0.0, high=1.0), KERNEL, entries=WITH_LOSS,
         doc="Elastic-net mixing, in [0, 1].",
+    ),  # fmt: skip
+    Setting(
+        "l1_method", "proximal", Option(L1_METHODS), KERNEL,
+        doc=_doc("""
+            How the L1 part of ``penalty`` (l1, elasticnet) is applied.
+            ``'proximal'``: the soft-threshold ``lr_t · alpha · l1_ratio`` of
+            each update (the proximal-gradient step of the objective).
+            ``'cumulative'``: scikit-learn's cumulative penalty (Tsuruoka et al.,
+            2009): each weight is clipped towards 0 by the total penalty
+            ``u = Σ lr_t · alpha · l1_ratio`` so far minus what it has already
+            received, which drives irrelevant weights to exact zeros under
+            noisy per-row gradients. On a dense X every weight is penalised at
+            each update; on a sparse X with ``sparse_update='lazy'`` only the
+            columns with a stored entry in the batch are (scikit-learn's CSR
+            rule), with ``'dense'`` every column.
+        """),
+        readme="`proximal` (default: the soft-threshold of each update, the "
+        "proximal-gradient step of the objective), `cumulative` (scikit-learn's "
+        "cumulative L1 penalty of Tsuruoka et al., 2009: exact zeros under noisy "
+        "per-row gradients)",
     ),  # fmt: skip
     Setting("fit_intercept", True, Bool(), KERNEL, encode=int),
     Setting(
@@ -542,6 +565,22 @@ SETTINGS = (
         doc="AdamW's decoupled decay: ``w *= 1 − lr_t·weight_decay`` before each step.",
     ),  # fmt: skip
     Setting(
+        "average", False, Checked(check_average, "bool or int"), KERNEL,
+        doc=_doc("""
+            Averaged SGD (Polyak–Ruppert), as scikit-learn's ``average``: True
+            averages the parameters of every update from the first; an int n
+            starts once n rows have been seen, i.e. from update
+            ``ceil(n / batch_size)`` on (updates are counted, not rows: at
+            ``batch_size=1`` the two agree); False (or 0) is off. Once averaging
+            has started, the fitted ``coef``/``intercept`` are the running
+            average of the parameters after each update, while training
+            (``partial_fit``, ``warm_start``) goes on from the last iterate.
+        """),
+        readme="`False` (default), `True` or an int n: averaged SGD "
+        "(Polyak–Ruppert), the fitted parameters are the average of the iterates "
+        "from the update that sees row n on",
+    ),  # fmt: skip
+    Setting(
         "n_threads", 1, Checked(check_n_threads, "int"), EXECUTION,
         # More threads than CPUs would only take turns: same result, slower.
         encode=lambda n_threads: min(n_threads, usable_cpu_count()),
@@ -679,6 +718,9 @@ DERIVED_FIELDS = {
     # The one-class SVM's nu·b term; no other model has one (nor a nu).
     "intercept_drift": lambda s: s["nu"] if "nu" in s else 0.0,
     "hogwild": lambda s: int(s["parallel"] == "hogwild"),
+    # "rows seen" become the update that sees row n: ceil(n / batch_size).
+    "average_start": lambda s: -(-s["average"] // DERIVED_FIELDS["batch_size"](s)),
+    "l1_cumulative": lambda s: int(s["l1_method"] == "cumulative"),
     "row_order": lambda s: row_order(s["shuffle"]),
 }
 

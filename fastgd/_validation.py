@@ -84,6 +84,21 @@ def check_verbose(verbose):
     return check_int("verbose", verbose, 0)
 
 
+def check_average(average):
+    """Return ``average`` (averaged SGD) as an int >= 0: False is 0, True 1 (scikit-learn's).
+
+    An int n >= 1 starts averaging once n rows have been seen; 0 is off.
+    """
+    if isinstance(average, (bool, np.bool_)):
+        return int(average)
+    if not isinstance(average, numbers.Integral):
+        raise TypeError(
+            f"average must be True, False or an integer >= 0; got {shown(average)} "
+            f"of type {type(average).__name__}."
+        )
+    return check_int("average", average, 0)
+
+
 def check_callback(callback):
     """Return ``callback`` if it is callable or None, else raise."""
     if callback is not None and not callable(callback):

@@ -56,6 +56,7 @@ KERNEL_FIELDS = (
     "loss", "optimizer", "batch_size", "drop_last", "fit_intercept", "l2", "l1",
     "epsilon", "power_t", "t_offset", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay",
     "intercept_drift",
+    "average_start", "l1_cumulative",
 )  # fmt: skip
 EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 

@@ -71,6 +71,8 @@ cpdef enum:
     OPT_RMSPROP = 4
     OPT_ADAM = 5
     OPT_ADAMW = 6
+    SLOT_AVERAGE = 2
+    SLOT_L1_APPLIED = 3
 
 # Rows announced ahead of use in a shuffled epoch, into L2 and then into L1;
 # the values of ``_numba.PREFETCH_DISTANCE`` and ``_numba.PREFETCH_L1_DISTANCE``
@@ -133,6 +135,8 @@ cdef struct KernelConfig:
     double rho
     double weight_decay
     double intercept_drift
+    long long average_start
+    int l1_cumulative
 
 
 cdef struct CpuExecution:
@@ -549,7 +553,8 @@ cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, doub
     """
     cdef Py_ssize_t j
     cdef double decay = max(0.0, 1.0 - eta * cfg.l2)
-    cdef double shrink = eta * cfg.l1
+    # The cumulative L1 penalty is finish_update's, after the step.
+    cdef double shrink = 0.0 if cfg.l1_cumulative else eta * cfg.l1
     cdef double probe = 0.0
     if shrink > 0.0:
         for j in range(d):
@@ -589,7 +594,7 @@ cdef inline double update_output(floating *p, double *g, floating *s1, floating 
     g[d] += cfg.intercept_drift
     n_params = d + 1 if cfg.fit_intercept else d
     optimizer_update(cfg, p, g, s1, s2, eta, t, n_params)
-    if cfg.l1 > 0.0:
+    if cfg.l1 > 0.0 and not cfg.l1_cumulative:
         shrink = eta * cfg.l1
         for j in range(d):
             p[j] = soft_threshold(p[j], shrink)
@@ -609,10 +614,80 @@ cdef inline double apply_update(floating[:, ::1] P, double[:, ::1] G, floating[:
     if cfg.optimizer == OPT_SGD:
         for k in range(P.shape[0]):
             probe += sgd_step(&P[k, 0], &G[k, 0], 1.0, G[k, n - 1], n - 1, cfg, eta)
-        return probe
-    for k in range(P.shape[0]):
-        probe += update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
+    else:
+        for k in range(P.shape[0]):
+            probe += update_output(&P[k, 0], &G[k, 0], &state[0, k, 0], &state[1, k, 0], n, cfg, eta, t)
+    if has_finish(cfg):
+        probe += finish_update(P, state, cfg, eta, t)
     return probe
+
+
+# --- the end of an update: the cumulative L1 penalty and the running average ---
+# (see ``_numba.finish_update``).
+
+
+cdef inline bint has_finish(const KernelConfig *cfg) noexcept nogil:
+    """Whether updates end with ``finish_update`` (cumulative L1, or averaging)."""
+    return (cfg.l1_cumulative != 0 and cfg.l1 > 0.0) or cfg.average_start > 0
+
+
+cdef inline double cumulative_l1_weight(floating *p, floating *q, Py_ssize_t j, double total, double scale) noexcept nogil:
+    """scikit-learn's ``l1penalty`` on the weight ``scale · p[j]``; see ``_numba.cumulative_l1_weight``."""
+    cdef double clipped
+    cdef double w = scale * p[j]
+    if w > 0.0:
+        clipped = max(0.0, w - (total + q[j]))
+    elif w < 0.0:
+        clipped = min(0.0, w + (total - q[j]))
+    else:
+        clipped = w
+    p[j] = clipped / scale
+    q[j] += clipped - w
+    return finite_probe(q[j])
+
+
+cdef inline double add_l1_total(floating[:, :, ::1] state, const KernelConfig *cfg, double eta, Py_ssize_t k) noexcept nogil:
+    """Add the update's penalty ``eta · l1`` to output ``k``'s total ``u``; return it."""
+    cdef Py_ssize_t d = state.shape[2] - 1
+    cdef double total = state[SLOT_L1_APPLIED, k, d] + eta * cfg.l1
+    state[SLOT_L1_APPLIED, k, d] = total
+    return total
+
+
+cdef inline double average_update(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, long long t, double scale) noexcept nogil:
+    """Fold update ``t``'s parameters (weights ``scale · P``) into the running average; see ``_numba.average_update``."""
+    cdef Py_ssize_t k, j
+    cdef floating *a
+    cdef long long start = cfg.average_start
+    if start <= 0 or t < start:
+        return 0.0
+    cdef double n = <double>(t - start + 1)
+    cdef Py_ssize_t d = P.shape[1] - 1
+    cdef double probe = 0.0
+    for k in range(P.shape[0]):
+        a = &state[SLOT_AVERAGE, k, 0]
+        for j in range(d):
+            a[j] += (scale * P[k, j] - a[j]) / n
+            probe += finite_probe(a[j])
+        a[d] += (P[k, d] - a[d]) / n
+        probe += finite_probe(a[d])
+    return probe
+
+
+cdef double finish_update(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
+    """The end of a dense update: the cumulative L1 penalty of every weight, then the average."""
+    cdef Py_ssize_t k, j
+    cdef double total
+    cdef floating *q
+    cdef double probe = 0.0
+    cdef Py_ssize_t d = P.shape[1] - 1
+    if cfg.l1_cumulative and cfg.l1 > 0.0:
+        for k in range(P.shape[0]):
+            total = add_l1_total(state, cfg, eta, k)
+            q = &state[SLOT_L1_APPLIED, k, 0]
+            for j in range(d):
+                probe += cumulative_l1_weight(&P[k, 0], q, j, total, 1.0)
+    return probe + average_update(P, state, cfg, t, 1.0)
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -796,6 +871,8 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
             i = order[start]
             t += stride
             value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t)
+            if has_finish(cfg):
+                value += finish_update(P, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
             if not is_finite(value):
                 n_updates[0] = (t - t0) // stride
                 return value
@@ -1010,6 +1087,8 @@ _C_CODES = {
     "OPT_RMSPROP": OPT_RMSPROP,
     "OPT_ADAM": OPT_ADAM,
     "OPT_ADAMW": OPT_ADAMW,
+    "SLOT_AVERAGE": SLOT_AVERAGE,
+    "SLOT_L1_APPLIED": SLOT_L1_APPLIED,
 }
 
 
@@ -1021,6 +1100,7 @@ def _struct_fields():
     probe.l2 = probe.l1 = probe.epsilon = probe.power_t = probe.t_offset = probe.momentum = 0.0
     probe.beta1 = probe.beta2 = probe.eps = probe.rho = probe.weight_decay = 0.0
     probe.intercept_drift = 0.0
+    probe.average_start = probe.l1_cumulative = 0
     return tuple(<dict>probe)
 
 
@@ -1071,7 +1151,7 @@ cdef inline int update_mode(const KernelConfig *cfg, const CpuExecution *executi
     if execution.sparse_update == SPARSE_DENSE:
         return UPDATE_DENSE
     if cfg.optimizer == OPT_SGD:
-        return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
+        return UPDATE_SCALED if cfg.l1 == 0.0 or cfg.l1_cumulative else UPDATE_CUMULATIVE
     return UPDATE_TOUCHED
 
 
@@ -1152,6 +1232,37 @@ cdef inline Py_ssize_t accumulate_row_sparse(const floating[::1] data, const spa
     for k in range(G.shape[0]):
         G[k, d] += g[k]
     return n_touched
+
+
+cdef inline Py_ssize_t track_columns(const sparse_index_t[::1] indices, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen) noexcept nogil:
+    """Append the row's columns not seen yet in the batch to ``touched``; returns the new n_touched."""
+    cdef Py_ssize_t e, j
+    for e in range(lo, hi):
+        j = indices[e]
+        if not seen[j]:
+            seen[j] = 1
+            touched[n_touched] = j
+            n_touched += 1
+    return n_touched
+
+
+cdef double cumulative_l1_lazy(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, Py_ssize_t[::1] touched, Py_ssize_t n_touched, double scale) noexcept nogil:
+    """The cumulative L1 penalty of the batch's columns (weights ``scale · P``); see ``_numba_sparse.cumulative_l1_lazy``."""
+    cdef Py_ssize_t k, c
+    cdef double total
+    cdef floating *q
+    cdef double probe = 0.0
+    for k in range(P.shape[0]):
+        total = add_l1_total(state, cfg, eta, k)
+        q = &state[SLOT_L1_APPLIED, k, 0]
+        for c in range(n_touched):
+            probe += cumulative_l1_weight(&P[k, 0], q, touched[c], total, scale)
+    return probe
+
+
+cdef double average_lazy(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, long long t, double scale) noexcept nogil:
+    """``average_update`` of the true weights ``scale · P``: O(n_features), once averaging has started."""
+    return average_update(P, state, cfg, t, scale)
 
 
 cdef inline void catch_up(floating[:, ::1] P, Py_ssize_t j, double S, double C, double[::1] last_S, double[::1] last_C) noexcept nogil:
@@ -1297,7 +1408,11 @@ def run_epoch_sparse(
     cdef int mode = update_mode(&config, &cpu)
     cdef bint scaled = mode == UPDATE_SCALED
     cdef bint cumulative = mode == UPDATE_CUMULATIVE
-    cdef bint track = cumulative or mode == UPDATE_TOUCHED
+    # l1_method='cumulative' in a lazy mode: its penalty acts on the batch's columns.
+    cdef bint l1_lazy = mode != UPDATE_DENSE and config.l1_cumulative != 0 and config.l1 > 0.0
+    cdef bint averaging = mode != UPDATE_DENSE and config.average_start > 0
+    cdef bint stepped_densely
+    cdef bint track = cumulative or mode == UPDATE_TOUCHED or (scaled and l1_lazy)
     # Scratch, once per epoch and only what the mode uses; float64 whatever
     # the dtype, as in the dense kernel.
     cdef Py_ssize_t n_track = d if track else 0
@@ -1344,6 +1459,8 @@ def run_epoch_sparse(
                 if scaled:
                     for k in range(K):
                         gs[r - start, k] = g[k]
+                    if track:
+                        n_touched = track_columns(indices, lo, hi, touched, n_touched, seen)
                 else:
                     n_touched = accumulate_row_sparse(
                         data, indices, lo, hi, g, G, touched, n_touched, seen, track
@@ -1351,11 +1468,16 @@ def run_epoch_sparse(
             t += 1
             eta = learning_rate(lr, t, config.power_t, config.t_offset)
             probe = 0.0
+            stepped_densely = False  # dense_update averages by itself
             if scaled:
                 scale = scaled_update(
                     data, indices, indptr, order, start, stop, gs, P, &config, eta, scale
                 )
                 probe = finite_probe(scale)
+                if l1_lazy:
+                    probe += cumulative_l1_lazy(P, state, &config, eta, touched, n_touched, scale)
+                    for q in range(n_touched):
+                        seen[touched[q]] = 0
             elif mode == UPDATE_DENSE:
                 probe = dense_update(P, G, state, &config, eta, t)
             elif cumulative and 1.0 - eta * config.l2 <= 0.0:
@@ -1365,6 +1487,7 @@ def run_epoch_sparse(
                 for q in range(n_touched):
                     seen[touched[q]] = 0
                 probe = dense_update(P, G, state, &config, eta, t)
+                stepped_densely = True
             else:
                 if cumulative:
                     S *= 1.0 - eta * config.l2
@@ -1381,6 +1504,15 @@ def run_epoch_sparse(
                         catch_up_all(P, S, C, last_S, last_C)
                         S = 1.0
                         C = 0.0
+                elif l1_lazy:
+                    probe += cumulative_l1_lazy(P, state, &config, eta, touched, n_touched, 1.0)
+            if averaging and t >= config.average_start and not stepped_densely:
+                if cumulative:
+                    # The average needs every true weight: catch them all up.
+                    catch_up_all(P, S, C, last_S, last_C)
+                    S = 1.0
+                    C = 0.0
+                probe += average_lazy(P, state, &config, t, scale)
             if not (is_finite(batch_loss) and is_finite(probe)):
                 batch_loss += probe
                 diverged = True

@@ -43,6 +43,8 @@ from .._config import (
     OPT_NESTEROV,
     OPT_RMSPROP,
     OPT_SGD,
+    SLOT_AVERAGE,
+    SLOT_L1_APPLIED,
 )
 
 # fastmath without "nnan"/"ninf": with those, LLVM may assume no NaN or inf and
@@ -527,7 +529,8 @@ def sgd_step(p, g, scale, intercept_gradient, cfg, eta):
     ``cfg.intercept_drift``, unpenalised. Returns the ``finite_probe`` sum of the values written.
     """
     d = p.shape[0] - 1
-    decay, shrink = max(0.0, 1.0 - eta * cfg.l2), eta * cfg.l1
+    # The cumulative L1 penalty is finish_update's, after the step.
+    decay, shrink = max(0.0, 1.0 - eta * cfg.l2), 0.0 if cfg.l1_cumulative else eta * cfg.l1
     probe = 0.0
     if shrink > 0.0:
         for j in range(d):
@@ -567,7 +570,7 @@ def update_output(p, g, s1, s2, cfg, eta, t):
     g[d] += cfg.intercept_drift
     n_params = d + 1 if cfg.fit_intercept else d
     optimizer_update(cfg, p, g, s1, s2, eta, t, n_params)
-    if cfg.l1 > 0.0:
+    if cfg.l1 > 0.0 and not cfg.l1_cumulative:
         shrink = eta * cfg.l1
         for j in range(d):
             p[j] = soft_threshold(p[j], shrink)
@@ -588,10 +591,94 @@ def apply_update(P, G, state, cfg, eta, t):
     if cfg.optimizer == OPT_SGD:
         for k in range(P.shape[0]):
             probe += sgd_step(P[k], G[k], 1.0, G[k, G.shape[1] - 1], cfg, eta)
-        return probe
-    for k in range(P.shape[0]):
-        probe += update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
+    else:
+        for k in range(P.shape[0]):
+            probe += update_output(P[k], G[k], state[0, k], state[1, k], cfg, eta, t)
+    if has_finish(cfg):
+        probe += finish_update(P, state, cfg, eta, t)
     return probe
+
+
+# --- the end of an update: the cumulative L1 penalty and the running average ---
+# (``_reference.finish_update``). Off, they cost one test per update
+# (``has_finish``), outside every loop.
+
+
+@_jit(inline="always")
+def has_finish(cfg):
+    """Whether updates end with ``finish_update`` (cumulative L1, or averaging)."""
+    return (cfg.l1_cumulative != 0 and cfg.l1 > 0.0) or cfg.average_start > 0
+
+
+@_jit(inline="always")
+def cumulative_l1_weight(p, q, j, total, scale):
+    """scikit-learn's ``l1penalty`` on the weight ``scale · p[j]``, ``q[j]`` its penalty so far.
+
+    A positive weight becomes ``max(0, w − (u + q))``, a negative one
+    ``min(0, w + (u − q))`` (``u`` = ``total``), a zero or NaN one stays;
+    ``q[j]`` gains the change. ``scale`` is the lazy sparse update's weight
+    scale (1 elsewhere). Returns the ``finite_probe`` of ``q[j]``.
+    """
+    w = scale * p[j]
+    if w > 0.0:
+        clipped = max(0.0, w - (total + q[j]))
+    elif w < 0.0:
+        clipped = min(0.0, w + (total - q[j]))
+    else:
+        clipped = w
+    p[j] = clipped / scale
+    q[j] += clipped - w
+    return finite_probe(q[j])
+
+
+@_jit(inline="always")
+def add_l1_total(state, cfg, eta, k):
+    """Add update's penalty ``eta · l1`` to output ``k``'s total ``u`` (the intercept column of ``l1_applied``); return it."""
+    d = state.shape[2] - 1
+    total = state[SLOT_L1_APPLIED, k, d] + eta * cfg.l1
+    state[SLOT_L1_APPLIED, k, d] = total
+    return total
+
+
+@_jit(inline="always")
+def average_update(P, state, cfg, t, scale):
+    """Fold update ``t``'s parameters (weights ``scale · P``) into the running average, from ``cfg.average_start`` on.
+
+    ``average += (w − average) / n``, ``n = t − average_start + 1``, for
+    every weight and intercept (the reference's ``average_parameters``).
+    Returns the ``finite_probe`` sum of the averages written.
+    """
+    start = cfg.average_start
+    if start <= 0 or t < start:
+        return 0.0
+    n = t - start + 1
+    d = P.shape[1] - 1
+    probe = 0.0
+    for k in range(P.shape[0]):
+        a = state[SLOT_AVERAGE, k]
+        for j in range(d):
+            a[j] += (scale * P[k, j] - a[j]) / n
+            probe += finite_probe(a[j])
+        a[d] += (P[k, d] - a[d]) / n
+        probe += finite_probe(a[d])
+    return probe
+
+
+@_jit
+def finish_update(P, state, cfg, eta, t):
+    """The end of a dense update: the cumulative L1 penalty of every weight, then the average.
+
+    Returns the ``finite_probe`` sum of the values written.
+    """
+    probe = 0.0
+    d = P.shape[1] - 1
+    if cfg.l1_cumulative and cfg.l1 > 0.0:
+        for k in range(P.shape[0]):
+            total = add_l1_total(state, cfg, eta, k)
+            q = state[SLOT_L1_APPLIED, k]
+            for j in range(d):
+                probe += cumulative_l1_weight(P[k], q, j, total, 1.0)
+    return probe + average_update(P, state, cfg, t, 1.0)
 
 
 # --- the epoch ---------------------------------------------------------------
@@ -780,6 +867,8 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
             i = order[start]
             t += stride
             value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t)
+            if has_finish(cfg):
+                value += finish_update(P, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
             if not is_finite(value):
                 return value, (t - t0) // stride
             total += value

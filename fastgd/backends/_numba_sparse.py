@@ -10,7 +10,8 @@ of four modes, picked once per epoch (:func:`update_mode`):
 
 - ``UPDATE_DENSE`` (``sparse_update="dense"``): the batch's gradient in a
   dense scratch and the dense update of every weight, O(n_features) a batch;
-- ``UPDATE_SCALED`` (lazy SGD without L1): the weights are ``scale · V``,
+- ``UPDATE_SCALED`` (lazy SGD without L1, or with ``l1_method='cumulative'``,
+  whose penalty then acts on the batch's columns, O(their count)): the weights are ``scale · V``,
   so the L2 shrink of every weight is one multiplication of ``scale`` and
   the gradient step touches the batch's columns only (scikit-learn's
   ``WeightVector``); exact;
@@ -19,6 +20,11 @@ of four modes, picked once per epoch (:func:`update_mode`):
   shrink-and-soft-threshold steps it missed (:func:`catch_up`); exact;
 - ``UPDATE_TOUCHED`` (lazy, every other optimizer): the dense update
   restricted to the batch's columns and the intercept.
+
+``average`` (averaged SGD) in a lazy mode adds an O(n_features) pass per
+update once averaging has started (:func:`average_lazy`): the running
+average takes every weight, so it cannot be lazy (scikit-learn's
+``WeightVector`` averages lazily; that is left for later).
 
 Whatever the mode, ``P`` holds the true parameters whenever the kernel
 returns (the scale and the pending catch-ups are folded in), so the engine's
@@ -33,11 +39,14 @@ and the cumulative mode steps densely), so none of them overflows unseen.
 
 import numpy as np
 
-from .._config import LOSS_MULTINOMIAL, OPT_SGD, SPARSE_DENSE
+from .._config import LOSS_MULTINOMIAL, OPT_SGD, SLOT_L1_APPLIED, SPARSE_DENSE
 from ._numba import (
     _jit,
+    add_l1_total,
     apply_update,
+    average_update,
     batch_count,
+    cumulative_l1_weight,
     finite_probe,
     is_finite,
     learning_rate,
@@ -68,7 +77,7 @@ def update_mode(cfg, execution):
     if execution.sparse_update == SPARSE_DENSE:
         return UPDATE_DENSE
     if cfg.optimizer == OPT_SGD:
-        return UPDATE_SCALED if cfg.l1 == 0.0 else UPDATE_CUMULATIVE
+        return UPDATE_SCALED if cfg.l1 == 0.0 or cfg.l1_cumulative else UPDATE_CUMULATIVE
     return UPDATE_TOUCHED
 
 
@@ -143,6 +152,44 @@ def accumulate_row_sparse(data, indices, lo, hi, g, G, touched, n_touched, seen,
     for k in range(G.shape[0]):
         G[k, d] += g[k]
     return n_touched
+
+
+@_jit(inline="always")
+def track_columns(indices, lo, hi, touched, n_touched, seen):
+    """Append the row's columns not seen yet in the batch to ``touched``; returns the new n_touched."""
+    for e in range(lo, hi):
+        j = indices[e]
+        if not seen[j]:
+            seen[j] = True
+            touched[n_touched] = j
+            n_touched += 1
+    return n_touched
+
+
+# --- l1_method='cumulative' and average in the lazy modes --------------------
+
+
+@_jit
+def cumulative_l1_lazy(P, state, cfg, eta, touched, n_touched, scale):
+    """The cumulative L1 penalty of the batch's columns ``touched[:n_touched]`` (weights ``scale · P``).
+
+    The total ``u`` grows at every update; a column not in the batch gets
+    its share when it next is (scikit-learn's rule on sparse input).
+    Returns the ``finite_probe`` sum of the penalties written.
+    """
+    probe = 0.0
+    for k in range(P.shape[0]):
+        total = add_l1_total(state, cfg, eta, k)
+        q = state[SLOT_L1_APPLIED, k]
+        for c in range(n_touched):
+            probe += cumulative_l1_weight(P[k], q, touched[c], total, scale)
+    return probe
+
+
+@_jit
+def average_lazy(P, state, cfg, t, scale):
+    """``average_update`` of the true weights ``scale · P``: O(n_features), once averaging has started."""
+    return average_update(P, state, cfg, t, scale)
 
 
 # --- UPDATE_CUMULATIVE: the closed-form catch-up of skipped L1 steps ---------
@@ -299,7 +346,10 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
     mode = update_mode(cfg, execution)
     scaled = mode == UPDATE_SCALED
     cumulative = mode == UPDATE_CUMULATIVE
-    track = cumulative or mode == UPDATE_TOUCHED
+    # l1_method='cumulative' in a lazy mode: its penalty acts on the batch's columns.
+    l1_lazy = mode != UPDATE_DENSE and cfg.l1_cumulative != 0 and cfg.l1 > 0.0
+    averaging = mode != UPDATE_DENSE and cfg.average_start > 0
+    track = cumulative or mode == UPDATE_TOUCHED or (scaled and l1_lazy)
     # Scratch, once per epoch and only what the mode uses (np.zeros of a
     # large size is calloc: pages never touched cost nothing). float64
     # whatever the dtype, as in the dense kernel.
@@ -344,6 +394,8 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
             if scaled:
                 for k in range(K):
                     gs[r - start, k] = g[k]
+                if track:
+                    n_touched = track_columns(indices, lo, hi, touched, n_touched, seen)
             else:
                 n_touched = accumulate_row_sparse(
                     data, indices, lo, hi, g, G, touched, n_touched, seen, track
@@ -351,11 +403,16 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
         t += 1
         eta = learning_rate(lr, t, cfg.power_t, cfg.t_offset)
         probe = 0.0
+        stepped_densely = False  # dense_update averages by itself
         if scaled:
             scale = scaled_update(
                 data, indices, indptr, order, start, stop, gs, P, cfg, eta, scale
             )
             probe = finite_probe(scale)
+            if l1_lazy:
+                probe += cumulative_l1_lazy(P, state, cfg, eta, touched, n_touched, scale)
+                for q in range(n_touched):
+                    seen[touched[q]] = False
         elif mode == UPDATE_DENSE:
             probe = dense_update(P, G, state, cfg, eta, t)
         elif cumulative and 1.0 - eta * cfg.l2 <= 0.0:
@@ -367,6 +424,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
             for q in range(n_touched):
                 seen[touched[q]] = False
             probe = dense_update(P, G, state, cfg, eta, t)
+            stepped_densely = True
         else:
             if cumulative:
                 S *= 1.0 - eta * cfg.l2
@@ -381,6 +439,14 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 if S < MIN_SCALE:
                     catch_up_all(P, S, C, last_S, last_C)
                     S, C = 1.0, 0.0
+            elif l1_lazy:
+                probe += cumulative_l1_lazy(P, state, cfg, eta, touched, n_touched, 1.0)
+        if averaging and t >= cfg.average_start and not stepped_densely:
+            if cumulative:
+                # The average needs every true weight: catch them all up.
+                catch_up_all(P, S, C, last_S, last_C)
+                S, C = 1.0, 0.0
+            probe += average_lazy(P, state, cfg, t, scale)
         if not (is_finite(batch_loss) and is_finite(probe)):
             # Diverged (the reference's definition); P is made true below.
             batch_loss += probe

@@ -34,6 +34,8 @@ from .._config import (
     OPT_NESTEROV,
     OPT_RMSPROP,
     OPT_SGD,
+    SLOT_AVERAGE,
+    SLOT_L1_APPLIED,
 )
 from . import dispatch_layout
 
@@ -223,6 +225,51 @@ def soft_threshold(w, threshold):
     return np.sign(w) * np.maximum(np.abs(w) - threshold, 0.0)
 
 
+def cumulative_l1(W, applied, total, columns):
+    """Tsuruoka et al.'s cumulative L1 penalty (scikit-learn's ``l1penalty``) on ``W[:, columns]``.
+
+    ``total`` is ``u``, the penalty every weight would have received so far
+    (``Σ eta_t · l1``); ``applied`` (the state's ``l1_applied`` weights,
+    shape of W) holds ``q_j``, the signed change the penalty has made to
+    ``w_j``. A positive weight becomes ``max(0, w − (u + q))``, a negative
+    one ``min(0, w + (u − q))``; a zero (or NaN) weight is left as it is;
+    ``q`` gains the change. ``columns`` None is every column.
+    """
+    cols = slice(None) if columns is None else columns
+    w, q = W[:, cols], applied[:, cols]
+    clipped = np.where(w > 0.0, np.maximum(0.0, w - (total + q)),
+                       np.where(w < 0.0, np.minimum(0.0, w + (total - q)), w))  # fmt: skip
+    applied[:, cols] = q + (clipped - w)
+    W[:, cols] = clipped
+
+
+def average_parameters(P, average, t, start):
+    """Fold update ``t``'s parameters ``P`` into the running ``average`` (Polyak–Ruppert).
+
+    From update ``start`` on (``start`` 0: never): ``average += (P − average) / n``
+    with ``n = t − start + 1`` the number of iterates averaged, scikit-learn's
+    ``average_intercept`` formula, for every weight and intercept.
+    """
+    if start > 0 and t >= start:
+        average += (P - average) / (t - start + 1)
+
+
+def finish_update(work, moments, cfg, eta, t, columns=None):
+    """The end of every update, after the optimizer step: cumulative L1, then the average.
+
+    ``work`` and ``moments`` are the float64 parameters and state of
+    :func:`apply_update`. The cumulative penalty (``cfg.l1_cumulative``)
+    acts on the weight columns ``columns`` (None: all; a lazy sparse
+    update passes the batch's), and its total ``u`` lives in the intercept
+    column of the ``l1_applied`` slot. Nothing here runs unless asked for.
+    """
+    if cfg.l1_cumulative and cfg.l1 > 0.0:
+        applied = moments[SLOT_L1_APPLIED]
+        applied[:, -1] += eta * cfg.l1
+        cumulative_l1(work[:, :-1], applied[:, :-1], applied[:, -1:], columns)
+    average_parameters(work, moments[SLOT_AVERAGE], t, cfg.average_start)
+
+
 def batch_bounds(n_rows, batch_size, drop_last):
     """Start and stop of every batch of an epoch over ``n_rows`` rows."""
     starts = range(0, n_rows, batch_size)
@@ -264,7 +311,7 @@ def batch_gradient(X, y, rows, P, cfg):
     return float(loss.sum()), G
 
 
-def apply_update(P, G, state, cfg, lr, t):
+def apply_update(P, G, state, cfg, lr, t, columns=None):
     """Update number ``t`` (1-based) of an epoch of base rate ``lr``, in place.
 
     The L2 term joins the gradient ``G`` (from :func:`batch_gradient`), then
@@ -275,7 +322,11 @@ def apply_update(P, G, state, cfg, lr, t):
     ``eta·l2 < 1``, and weights set to 0 rather than overshooting (and
     diverging) beyond. The intercept is stepped only with ``fit_intercept``
     and never penalised; its gradient gains ``cfg.intercept_drift``. ``G``
-    itself is left as it is.
+    itself is left as it is. With
+    ``l1_method='cumulative'`` the L1 part is :func:`cumulative_l1` instead
+    of the soft-threshold, on the weight columns ``columns`` (None: all);
+    with ``average`` the running average is then updated
+    (:func:`finish_update`).
 
     Parameters
     ----------
@@ -311,10 +362,16 @@ def apply_update(P, G, state, cfg, lr, t):
         W *= 1.0 - eta * cfg.weight_decay
     step = OPTIMIZER_STEPS[cfg.optimizer]
     step(work[:, :n_params], grad[:, :n_params], moments[:, :, :n_params], eta, t, cfg)
-    if cfg.l1 > 0.0:
+    if cfg.l1 > 0.0 and not cfg.l1_cumulative:
         W[:] = soft_threshold(W, eta * cfg.l1)
+    finish_update(work, moments, cfg, eta, t, columns)
     P[...], state[...] = work, moments
     return all_finite(P, state)
+
+
+def batch_columns(X, rows):
+    """The columns with a stored entry (an explicit 0 counts) in the CSR rows ``rows`` of X."""
+    return np.unique(X[rows].indices)
 
 
 def all_finite(*arrays):
@@ -331,11 +388,13 @@ def diverged_loss(batch_loss, finite):
     return batch_loss if finite else batch_loss + np.nan
 
 
-def run_batches(X, y, order, P, state, cfg, lr, t0):
+def run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=False):
     """The epoch of :func:`run_epoch`, for a dense X or a scipy CSR one alike.
 
     Its definition: :func:`batch_gradient` and :func:`apply_update` over the
-    epoch's batches, one after the other.
+    epoch's batches, one after the other. ``lazy_columns`` (a CSR X's lazy
+    update) restricts the cumulative L1 penalty to the columns with a
+    stored entry in the batch, as scikit-learn does on sparse input.
     """
     batch_losses = []
     t = t0
@@ -343,7 +402,8 @@ def run_batches(X, y, order, P, state, cfg, lr, t0):
         loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg)
         batch_loss = loss_sum / (stop - start)
         t += 1
-        finite = apply_update(P, G, state, cfg, lr, t)
+        columns = batch_columns(X, order[start:stop]) if lazy_columns else None
+        finite = apply_update(P, G, state, cfg, lr, t, columns)
         if not (finite and np.isfinite(batch_loss)):
             return diverged_loss(batch_loss, finite), t - t0  # the engine raises
         batch_losses.append(batch_loss)

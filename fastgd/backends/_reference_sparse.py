@@ -20,6 +20,7 @@ from ._reference import (
     all_finite,
     batch_bounds,
     diverged_loss,
+    finish_update,
     learning_rate,
     losses,
     run_batches,
@@ -45,8 +46,11 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
     X = as_csr(data, indices, indptr, P.shape[1] - 1)
     if run.sparse_update == SPARSE_DENSE or cfg.optimizer == OPT_SGD:
         # Lazy SGD is the dense update rearranged (a scale factor, a
-        # closed-form catch-up): its specification is the dense update.
-        return run_batches(X, y, order, P, state, cfg, lr, t0)
+        # closed-form catch-up): its specification is the dense update, but
+        # for the cumulative L1 penalty, which a lazy update applies to the
+        # batch's columns only (scikit-learn's rule on sparse input).
+        lazy = run.sparse_update != SPARSE_DENSE
+        return run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=lazy)
     return run_epoch_touched(X, y, order, P, state, cfg, lr, t0)
 
 
@@ -59,6 +63,8 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
     soft-threshold act on those columns only; every other weight and its
     optimizer state stay as they are (so the divergence check of the dense
     update, on every parameter and moment, need only read these columns).
+    The cumulative L1 penalty acts on the same columns; the running average
+    takes every parameter (:func:`finish_update`).
     """
     d = P.shape[1] - 1
     W, b = P[:, :-1].T, P[:, -1]
@@ -87,10 +93,13 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         if cfg.optimizer == OPT_ADAMW:
             p[:, weights] *= 1.0 - eta * cfg.weight_decay
         step(p, grad, s, eta, t, cfg)
-        if cfg.l1 > 0.0:
+        if cfg.l1 > 0.0 and not cfg.l1_cumulative:
             p[:, weights] = soft_threshold(p[:, weights], eta * cfg.l1)
         P[:, J], state[:, :, J] = p, s
-        finite = all_finite(P[:, J], state[:, :, J])
+        work, moments = P.astype(np.float64), state.astype(np.float64)
+        finish_update(work, moments, cfg, eta, t, J[weights])
+        P[...], state[...] = work, moments
+        finite = all_finite(P[:, J], state)
         if not (finite and np.isfinite(batch_loss)):
             return float(diverged_loss(batch_loss, finite)), t - t0
         batch_losses.append(batch_loss)
