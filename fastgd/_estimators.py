@@ -437,13 +437,15 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- prediction -------------------------------------------------------------
 
-    def _decision(self, X, method):
+    def _decision(self, X, method, intercept=None):
+        """``method`` of the fitted model's predictor on a validated X (with ``intercept``, if given)."""
         check_is_fitted(self)
         X = validate_data(
             self, X, reset=False, dtype=_X_DTYPES, order="C", accept_sparse="csr",
             ensure_all_finite=False,
         )  # fmt: skip
-        return getattr(self._predictor(self._dense_coef(), self.intercept_), method)(X)
+        intercept = self.intercept_ if intercept is None else intercept
+        return getattr(self._predictor(self._dense_coef(), intercept), method)(X)
 
     # --- sparse coefficients (scikit-learn's SparseCoefMixin) -------------------
 
@@ -938,6 +940,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
         eps=1e-8,
         rho=0.9,
         weight_decay=0.01,
+        average=False,
         n_threads=1,
         parallel="data",
         sparse_update="lazy",
@@ -997,11 +1000,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
         """
         # The score with intercept −offset_: X · coef_ − offset_ exactly.
         check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, dtype=_X_DTYPES, order="C", accept_sparse="csr",
-            ensure_all_finite=False,
-        )  # fmt: skip
-        return self._predictor(self.coef_, -self.offset_).decision_function(X)
+        return self._decision(X, "decision_function", -self.offset_)
 
     def score_samples(self, X):
         """The raw score ``X · coef_``: ``decision_function(X) + offset_``.

@@ -346,7 +346,7 @@ SETTINGS = (
         doc="Elastic-net mixing, in [0, 1].",
     ),  # fmt: skip
     Setting(
-        "l1_method", "proximal", Option(L1_METHODS), KERNEL,
+        "l1_method", "proximal", Option(L1_METHODS), KERNEL, entries=WITH_LOSS,
         doc=_doc("""
             How the L1 part of ``penalty`` (l1, elasticnet) is applied.
             ``'proximal'``: the soft-threshold ``lr_t · alpha · l1_ratio`` of

@@ -87,6 +87,19 @@ def test_every_epoch_equals_scikit_learn_at_batch_size_1(backend, schedule, extr
     assert model.offset_.shape == expected.offset_.shape == (1,)
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("average", [True, 10])
+@pytest.mark.parametrize("schedule, extra", [SCHEDULES[0], SCHEDULES[2]], ids=["constant", "optimal"])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_averaged_fit_equals_scikit_learn_at_batch_size_1(backend, schedule, extra, average,
+                                                          sparse):  # fmt: skip
+    X = layout(one_class_data(seed=2), sparse)
+    expected = sklearn_model(schedule, extra, average=average, max_iter=3).fit(dense_of(X))
+    model = fastgd_model(schedule, extra, backend, average=average, epochs=3).fit(X)
+    assert_close(model.coef_, expected.coef_, SKLEARN_RTOL, "averaged coef_")
+    assert_close(model.offset_, expected.offset_, SKLEARN_RTOL, "averaged offset_")
+
+
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_fit_equals_scikit_learn_fit_from_initial_parameters(backend):
     X = one_class_data(seed=1)
