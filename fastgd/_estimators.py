@@ -37,7 +37,6 @@ from ._settings import (
 )
 from ._validation import (
     FLOAT_DTYPES,
-    is_multi_output,
     check_class_count,
     check_initial,
     check_no_copy,
@@ -45,6 +44,7 @@ from ._validation import (
     check_X,
     check_X_before_validate_data,
     check_y,
+    is_multi_output,
     shown,
 )
 
@@ -59,9 +59,9 @@ _COMMON_ATTRIBUTES = """\
         ``warm_start``, or the first ``partial_fit``): later ``partial_fit``
         calls and ``warm_start`` fits count on.
     t_ : int
-        Parameter updates made (one per batch), counted like ``n_iter_``. Unlike scikit-learn's SGD
-        estimators, whose ``t_`` counts samples seen plus one, fastgd counts
-        updates: the clock of ``invscaling``.
+        Parameter updates made (one per batch), counted like ``n_iter_``.
+        Unlike scikit-learn's SGD estimators, whose ``t_`` counts samples
+        seen plus one, fastgd counts updates: the clock of ``invscaling``.
     loss_curve_ : list of float
         Mean training loss of every epoch (without the penalty), as in
         :attr:`fastgd.FitResult.loss_history`; averaged over the outputs of
@@ -244,10 +244,9 @@ class _MiniBatchBase(BaseEstimator):
                 f"{'2-D' if self._trainers[0].multi_output else '1-D'} y; fit with "
                 "warm_start=False to start again."
             )
-        # The model's class count: a chunk of y (partial_fit, one-vs-rest
-        # targets) need not show every class.
-        # One-vs-rest's K outputs read the class codes themselves (output k's
-        # target: code == k), in one pass over X.
+        # The model's class count: a chunk of y (partial_fit) need not show
+        # every class. One-vs-rest's K outputs read the class codes
+        # themselves (output k's target: code == k), in one pass over X.
         n_classes = n_outputs if loss == "multinomial" or one_vs_rest else (
             2 if loss in CLASSIFICATION_LOSSES else None)
         targets = [check_y(codes, X.shape[0], loss, X.dtype, n_classes)[0]]
@@ -555,7 +554,7 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Of the same shape as the first call's, but for the rows.
+            1-D, or 2-D with as many columns, as the y the model started with.
 
         Returns
         -------
