@@ -31,7 +31,7 @@ from ._settings import (
 from ._state import RowOrder, TrainState
 # Where the bench and the tests have always imported them from.
 from ._state import row_order_dtype, shuffled_batches  # noqa: F401
-from ._validation import check_X, check_y
+from ._validation import check_X, check_y, is_multi_output
 from .backends import get_backend
 
 
@@ -111,13 +111,23 @@ def fit(
         duplicates count as their sum); CSC, COO and the other formats, and
         integer data, are converted once to a float CSR copy (which
         ``allow_copy=False`` refuses). See ``sparse_update``.
-    y : array-like of shape (n_samples,)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Targets, never modified: real values for the regression losses;
         class codes (integers, integral floats, or bools) 0/1 for
         ``log_loss``, ``hinge``, ``modified_huber``, ``squared_hinge`` and
         ``perceptron``, 0..K-1 for ``multinomial``. Without
         ``n_classes`` y must hold at least two classes. y is converted to
         X's dtype (a copy of n values when its dtype differs).
+
+        A 2-D y of a regression loss is a multi-output regression: its
+        ``n_outputs`` columns are fitted in one pass over X per epoch, each
+        as its own single-output fit would be (the outputs are independent),
+        and ``coef`` has shape (n_outputs, n_features), ``intercept``
+        (n_outputs,), even for one column (as scikit-learn's
+        ``LinearRegression``). A two-class loss but ``log_loss`` with
+        ``n_classes=K > 2`` is one-vs-rest over class codes 0..K-1: K
+        binary outputs, also in one pass. The loss of K independent outputs
+        (``loss_history``, ``tol``) is the mean of the outputs' losses.
     {settings}
 
     Returns
@@ -169,11 +179,13 @@ def fit(
     X = check_X(X, allow_copy=allow_copy)
     cfg, run = kernel_records(settings, n_samples=X.shape[0])
     loss = settings["loss"]
+    multi_output = is_multi_output(y, loss)
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
                            allow_copy=allow_copy)  # fmt: skip
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=loss,
         backend=settings["backend"], random_state=settings["random_state"], run=run,
+        multi_output=multi_output,
         **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
     )  # fmt: skip
     tol = settings["tol"]
@@ -581,6 +593,9 @@ class Trainer:
     state : TrainState or None
         Continue from this state (e.g. one loaded from a pickle) instead of
         starting from zero; ``random_state`` is then not used.
+    multi_output : bool
+        Keep the result's parameters 2-D (``coef`` of shape (n_outputs,
+        n_features)) even for one output: a regression fitted to a 2-D y.
 
     Attributes
     ----------
@@ -591,9 +606,13 @@ class Trainer:
         ``train_state.P`` and ``train_state.optimizer_state``.
     """
 
+    # A Trainer pickled before multi-output regression had no such attribute.
+    multi_output = False
+
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
                  random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
-                 alpha=0.0001, run=None, state=None):  # fmt: skip
+                 alpha=0.0001, run=None, state=None, multi_output=False):  # fmt: skip
+        self.multi_output = bool(multi_output)
         self.reconfigure(cfg, backend=backend, lr=lr, schedule=schedule, decay=decay,
                          step_size=step_size, gamma=gamma, alpha=alpha, run=run)  # fmt: skip
         if state is None:
@@ -778,7 +797,7 @@ class Trainer:
         """Copy the parameter block and the counters into the result."""
         P, result, train_state = self.published(), self.result, self.train_state
         result.n_epochs, result.n_updates = train_state.n_epochs, train_state.n_updates
-        if P.shape[0] == 1:
+        if P.shape[0] == 1 and not self.multi_output:
             result.coef = P[0, :-1].copy()
             result.intercept = float(P[0, -1])
         else:

@@ -1,8 +1,10 @@
 """scikit-learn estimators on top of the engine.
 
 ``MiniBatchRegressor``, ``MiniBatchClassifier`` and ``MiniBatchOneClassSVM``
-keep one engine ``Trainer`` per model (one per class for a one-vs-rest
-classifier: every loss but ``log_loss`` with more than two classes): ``fit``
+keep one engine ``Trainer`` per model, with one output per column of a 2-D
+regression y, or per class of a multinomial or one-vs-rest classifier
+(one-vs-rest: every loss but ``log_loss`` with more than two classes; its K
+binary problems train as K independent outputs in one pass over X): ``fit``
 runs its epochs through it, ``partial_fit`` runs one more epoch, so both give
 the same numbers. This module imports scikit-learn; ``fastgd/__init__`` loads
 it only when one of the classes is first used, so ``import fastgd`` does not
@@ -44,6 +46,7 @@ from ._validation import (
     check_X,
     check_X_before_validate_data,
     check_y,
+    is_multi_output,
     shown,
 )
 
@@ -61,14 +64,13 @@ _COMMON_ATTRIBUTES = """\
         ``warm_start``, or the first ``partial_fit``): later ``partial_fit``
         calls and ``warm_start`` fits count on.
     t_ : int
-        Parameter updates made (one per batch), counted like ``n_iter_``
-        (per model, for a one-vs-rest classifier). Unlike scikit-learn's SGD
-        estimators, whose ``t_`` counts samples seen plus one, fastgd counts
-        updates: the clock of ``invscaling``.
+        Parameter updates made (one per batch), counted like ``n_iter_``.
+        Unlike scikit-learn's SGD estimators, whose ``t_`` counts samples
+        seen plus one, fastgd counts updates: the clock of ``invscaling``.
     loss_curve_ : list of float
         Mean training loss of every epoch (without the penalty), as in
-        :attr:`fastgd.FitResult.loss_history`; averaged over the models of a
-        one-vs-rest classifier.
+        :attr:`fastgd.FitResult.loss_history`; averaged over the outputs of
+        a multi-output regressor or a one-vs-rest classifier.
     validation_scores_ : list of float or None
         With ``early_stopping``, the score on the held-out rows after every
         epoch of the last ``fit`` (R² for the regressor, accuracy for the
@@ -228,7 +230,8 @@ class _MiniBatchBase(BaseEstimator):
         checks = dict(reset=not continuing, dtype=_X_DTYPES, order="C",
                       accept_sparse="csr", ensure_all_finite=False)  # fmt: skip
         if self._takes_y:
-            X, y = validate_data(shadow, X, y, y_numeric=self._numeric_y, **checks)
+            X, y = validate_data(shadow, X, y, y_numeric=self._numeric_y,
+                                multi_output=self._numeric_y, **checks)  # fmt: skip
         else:
             # An outlier detector's y is ignored: every row is an inlier.
             X = validate_data(shadow, X, **checks)
@@ -236,7 +239,7 @@ class _MiniBatchBase(BaseEstimator):
         X = check_X(X, dtype=self._trainers[0].P.dtype if continuing else None,
                     columns=columns)  # fmt: skip
         codes = shadow._encode_y(y, classes, first=not continuing)
-        loss, n_outputs, one_vs_rest = shadow._engine_setup()
+        loss, n_outputs, one_vs_rest = shadow._engine_setup(codes)
         # log_loss with more than two classes is the engine's multinomial.
         cfg = cfg._replace(loss=LOSSES.index(loss))
         if continuing and loss != self._engine_loss:
@@ -244,23 +247,31 @@ class _MiniBatchBase(BaseEstimator):
                 f"loss={self.loss!r} cannot continue a model trained with "
                 f"{self._engine_loss!r}; fit with warm_start=False to start again."
             )
-        # The model's class count: a chunk of y (partial_fit, one-vs-rest
-        # targets) need not show every class.
-        n_classes = n_outputs if loss == "multinomial" else (
+        multi_output = is_multi_output(codes, loss)
+        if continuing and (n_outputs, multi_output) != (
+            self._trainers[0].P.shape[0], self._trainers[0].multi_output
+        ):
+            shape = f"(n_samples, {n_outputs})" if multi_output else "(n_samples,)"
+            raise ValueError(
+                f"y of shape {shape} cannot continue a model trained with "
+                f"{self._trainers[0].P.shape[0]} output(s) of a "
+                f"{'2-D' if self._trainers[0].multi_output else '1-D'} y; fit with "
+                "warm_start=False to start again."
+            )
+        # The model's class count: a chunk of y (partial_fit) need not show
+        # every class. One-vs-rest's K outputs read the class codes
+        # themselves (output k's target: code == k), in one pass over X.
+        n_classes = n_outputs if loss == "multinomial" or one_vs_rest else (
             2 if loss in CLASSIFICATION_LOSSES else None)
-        if one_vs_rest:
-            targets = [(codes == k).astype(X.dtype) for k in range(n_outputs)]
-        else:
-            targets = [codes]
-        targets = [check_y(t, X.shape[0], loss, X.dtype, n_classes)[0] for t in targets]
+        targets = [check_y(codes, X.shape[0], loss, X.dtype, n_classes)[0]]
         trainers = None
         if not continuing:
             trainers = [
                 Trainer(
-                    cfg, X.shape[1], 1 if one_vs_rest else n_outputs, X.dtype,
-                    loss=loss, random_state=self.random_state, run=run, **self._schedule(settings),
+                    cfg, X.shape[1], n_outputs, X.dtype, loss=loss,
+                    random_state=self.random_state, run=run, multi_output=multi_output,
+                    **self._schedule(settings),
                 )  # fmt: skip
-                for _ in range(n_outputs if one_vs_rest else 1)
             ]
             _start_from(trainers, *init, X.dtype)
 
@@ -282,51 +293,43 @@ class _MiniBatchBase(BaseEstimator):
         return X, targets, codes, commit
 
     def _epoch(self, X, targets, shuffle, rows=None):
-        """One epoch of every trainer, all or none, like :meth:`Trainer.epoch`.
+        """One epoch of the model's trainer, all or nothing (:meth:`Trainer.epoch`).
 
-        A one-vs-rest model whose k-th trainer diverges or is interrupted
-        rolls back the trainers before it too, so all stay at the same epoch.
+        Every output (a multi-output regressor's columns, a one-vs-rest
+        classifier's classes) trains in this one pass over X.
         """
-        trainers = self._trainers
-        if len(trainers) == 1:
-            return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
-        checkpoints = [trainer.checkpoint() for trainer in trainers]
-        try:
-            losses = [
-                trainer.epoch(X, target, shuffle=shuffle, rows=rows)
-                for trainer, target in zip(trainers, targets)
-            ]
-        except BaseException:
-            for trainer, checkpoint in zip(trainers, checkpoints):
-                trainer.rollback(checkpoint)
-            raise
-        return sum(losses) / len(losses)
+        return self._trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
 
     def _current_parameters(self):
-        """Copies of the trainers' parameters in ``coef_``/``intercept_`` shapes."""
-        results = [trainer.result for trainer in self._trainers]
-        if len(results) == 1:
-            coef, intercept = results[0].coef, np.asarray(results[0].intercept)
-        else:
-            coef = np.vstack([result.coef for result in results])
-            intercept = np.array([result.intercept for result in results])
+        """Copies of the trainer's parameters in ``coef_``/``intercept_`` shapes."""
+        result = self._trainers[0].result
+        coef, intercept = result.coef, np.asarray(result.intercept)
         return self._public_parameters(coef, intercept.astype(coef.dtype))
 
     def _predictor(self, coef, intercept):
         """A :class:`FitResult` over public-shaped parameters: fastgd's own prediction."""
-        if coef.ndim == 1 or coef.shape[0] == 1:
+        # A regressor's 2-D coef is a multi-output one, kept 2-D even for one
+        # output; a classifier's single row is its one binary score.
+        if coef.ndim == 1 or (coef.shape[0] == 1 and self._engine_loss in CLASSIFICATION_LOSSES):
             coef, intercept = coef.reshape(-1), intercept[0]
         return FitResult(coef=coef, intercept=intercept, loss=self._engine_loss)
 
     def _publish(self):
-        """Set the fitted attributes from the trainers."""
-        first = self._trainers[0].result
+        """Set the fitted attributes from the trainer."""
+        result = self._trainers[0].result
         self.coef_, intercept = self._current_parameters()
         setattr(self, self._intercept_attribute, intercept)
-        self.n_iter_ = first.n_epochs
-        self.t_ = first.n_updates
-        histories = [trainer.result.loss_history for trainer in self._trainers]
-        self.loss_curve_ = [sum(losses) / len(losses) for losses in zip(*histories)]
+        self.n_iter_ = result.n_epochs
+        self.t_ = result.n_updates
+        self.loss_curve_ = list(result.loss_history)
+
+    def __setstate__(self, state):
+        # A one-vs-rest model pickled when it kept one Trainer per class
+        # loads as the one Trainer of K outputs that it is now.
+        trainers = state.get("_trainers")
+        if trainers is not None and len(trainers) > 1:
+            state = dict(state, _trainers=[_merge_trainers(trainers)])
+        super().__setstate__(state)
 
     # --- training ---------------------------------------------------------------
 
@@ -500,8 +503,12 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
 {parameters_doc(REGRESSOR)}
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features,)
-    intercept_ : ndarray of shape (1,)
+    coef_ : ndarray of shape (n_features,) or (n_outputs, n_features)
+        2-D for a 2-D y (multi-output regression), even of one column, as
+        scikit-learn's ``LinearRegression``; each output is fitted as a
+        single-output regression of its column would be, all in one pass
+        over X per epoch.
+    intercept_ : ndarray of shape (1,) or (n_outputs,)
 {_COMMON_ATTRIBUTES}
     See Also
     --------
@@ -522,6 +529,12 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
 
     _entry = REGRESSOR
     _numeric_y = True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A 2-D y is one output per column, all trained in one pass over X.
+        tags.target_tags.multi_output = True
+        return tags
 
     def __init__(
         self,
@@ -573,12 +586,14 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        coef_init : array-like of shape (n_features,), default=None
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; a 2-D y is a multi-output regression, one output per
+            column.
+        coef_init : array-like of shape (n_features,) or (n_outputs, n_features), default=None
             Initial weights (zeros when None). Given, this or
             ``intercept_init`` starts a new fit from them, also with
             ``warm_start``.
-        intercept_init : float or array-like of shape (1,), default=None
+        intercept_init : float or array-like of shape (1,) or (n_outputs,), default=None
             Initial intercept (0 when None).
 
         Returns
@@ -597,7 +612,8 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            1-D, or 2-D with as many columns, as the y the model started with.
 
         Returns
         -------
@@ -614,7 +630,8 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            2-D for a model fitted to a 2-D y.
         """
         return self._decision(X, "predict")
 
@@ -623,11 +640,11 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     def _encode_y(self, y, classes, first):
         return y
 
-    def _engine_setup(self):
-        return self.loss, 1, False
+    def _engine_setup(self, y):
+        return self.loss, y.shape[1] if y.ndim == 2 else 1, False
 
     def _public_parameters(self, coef, intercept):
-        return coef.copy(), intercept.reshape(1).copy()
+        return coef.copy(), intercept.reshape(-1).copy()
 
     def _score_rows(self, predictor, X, y):
         return r2_score(y, predictor.predict(X))
@@ -849,7 +866,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
             )
         return codes
 
-    def _engine_setup(self):
+    def _engine_setup(self, codes):
         n_classes = len(self.classes_)
         if n_classes == 2:
             return self.loss, 1, False
@@ -1053,7 +1070,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
     def _encode_y(self, y, classes, first):
         return y
 
-    def _engine_setup(self):
+    def _engine_setup(self, y):
         return "hinge", 1, False
 
     def _public_parameters(self, coef, intercept):
@@ -1061,6 +1078,37 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
 
     def _score_rows(self, predictor, X, y):
         raise NotImplementedError("MiniBatchOneClassSVM has no early stopping.")
+
+
+def _merge_trainers(trainers):
+    """One Trainer of K outputs from the K single-output Trainers of an old one-vs-rest pickle.
+
+    Those trained in lockstep (every epoch of one was an epoch of all, under
+    one schedule), so counters, rates and row-order seeds agree (the seeds
+    did for an integer ``random_state``: the first one's is kept). The
+    parameter and optimizer blocks are stacked in class order; the loss
+    history is the mean over the classes, what ``loss_curve_`` showed, and
+    the mean of what the outputs' losses now are.
+    """
+    first = trainers[0]
+    state = first.train_state.copy()
+    state.P = np.vstack([trainer.P for trainer in trainers])
+    state.optimizer_state = np.concatenate([trainer.state for trainer in trainers], axis=1)
+    state.first_loss = float(np.mean([t.train_state.first_loss for t in trainers]))
+    state.first_scale = float(max(t.train_state.first_scale for t in trainers))
+    merged = object.__new__(Trainer)
+    merged.__setstate__(dict(vars(first), train_state=state))
+    result = first.result
+    merged.result = FitResult(
+        coef=None, intercept=None, loss=result.loss, state=state,
+        loss_history=[float(np.mean(losses))
+                      for losses in zip(*(t.result.loss_history for t in trainers))],
+        epoch_seconds=[sum(seconds)
+                       for seconds in zip(*(t.result.epoch_seconds for t in trainers))],
+        converged=result.converged,
+    )  # fmt: skip
+    merged._store_parameters()
+    return merged
 
 
 def _start_from(trainers, coef_init, intercept_init, dtype):

@@ -39,7 +39,9 @@ class FitResult:
     Attributes
     ----------
     coef : ndarray of shape (n_features,) or (K, n_features)
-        Weights; 1-D for regression and binary classification (K = 1).
+        Weights; 1-D for a regression of 1-D y and binary classification
+        (K = 1); 2-D for multinomial, one-vs-rest (K classes) and a
+        regression of 2-D y (K columns, even K = 1).
     intercept : float or ndarray of shape (K,)
     loss_history : list of float
         One value per epoch: the mean over that epoch's batches of the batch's
@@ -104,9 +106,10 @@ class FitResult:
 
         Returns
         -------
-        ndarray of shape (n_samples,)
-            Real values for the regression losses; class codes (0/1, or
-            0..K-1 for multinomial) as int64 for the classification losses.
+        ndarray of shape (n_samples,) or (n_samples, K)
+            Real values for the regression losses (2-D for a 2-D y); class
+            codes (0/1, or 0..K-1 for multinomial and one-vs-rest) as int64
+            for the classification losses.
         """
         scores = self.decision_function(X)
         if self.loss not in CLASSIFICATION_LOSSES:

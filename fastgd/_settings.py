@@ -508,7 +508,10 @@ SETTINGS = (
             Number of classes of a classification loss: for ``multinomial``
             (default ``max(y) + 1``), or 2 for the others (``log_loss``, ``hinge``,
             ``modified_huber``, ``squared_hinge``, ``perceptron``). Given,
-            y need not show every class (a chunk of a larger problem).
+            y need not show every class (a chunk of a larger problem). K > 2
+            with ``hinge``, ``modified_huber``, ``squared_hinge`` or
+            ``perceptron`` is one-vs-rest over codes 0..K-1: K binary outputs
+            trained in one pass over X.
         """),
     ),  # fmt: skip
     Setting(

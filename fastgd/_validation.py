@@ -706,14 +706,28 @@ def _refuse_class_code(y, high, n_samples):
     )
 
 
-def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
-    """Return ``(y, n_outputs)``: y as a contiguous array of X's dtype.
+def is_multi_output(y, loss):
+    """Whether ``y`` is a multi-output regression's targets: 2-D, one column per output.
 
-    For the regression losses y holds real numbers (integers are converted).
+    Such a fit keeps 2-D parameters, ``coef`` of shape (n_outputs,
+    n_features), even for a single column, as scikit-learn's
+    ``LinearRegression`` does for a y of shape (n_samples, 1).
+    """
+    return loss not in CLASSIFICATION_LOSSES and np.ndim(y) == 2
+
+
+def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
+    """Return ``(y, n_outputs)``: y as a contiguous 1-D array of X's dtype.
+
+    For the regression losses y holds real numbers (integers are converted),
+    of shape (n_samples,) or, one column per output, (n_samples, n_outputs),
+    returned raveled in C order (the kernels' layout: output ``k`` of row
+    ``i`` at ``i·n_outputs + k``).
     For the classification losses y holds class codes (integers, integral
     floats, or bools for 0/1): 0/1 for the two-class losses (log_loss, hinge,
     modified_huber, squared_hinge, perceptron), 0..n_classes-1 for
-    multinomial. Without ``n_classes`` y must show at least two classes and
+    multinomial and for a two-class margin loss given ``n_classes`` > 2
+    (one-vs-rest: ``n_classes`` independent binary outputs). Without ``n_classes`` y must show at least two classes and
     multinomial has ``max(y) + 1`` of them, at most one per row of y (a larger
     code is refused before anything is allocated); with it (2 for the two-class losses)
     a chunk of y may lack some. With ``allow_copy=False`` a y that is not
@@ -722,16 +736,19 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     """
     given = y
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
+    classification = loss in CLASSIFICATION_LOSSES
+    if classification and y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D of shape (n_samples,); got shape {y.shape}.")
+    if y.ndim != 1 and not (is_multi_output(y, loss) and y.shape[1] >= 1):
+        allowed = "(n_samples,)" if classification else "(n_samples,) or (n_samples, n_outputs)"
+        raise ValueError(f"y must be 1-D of shape {allowed}; got shape {y.shape}"
+                         + (" (2-D y is for the regression losses)." if classification and y.ndim == 2
+                            else "."))  # fmt: skip
     if y.shape[0] != n_samples:
         raise ValueError(
             f"X and y have inconsistent numbers of samples: X has {n_samples} rows, "
             f"y has {y.shape[0]}."
         )
-    classification = loss in CLASSIFICATION_LOSSES
     if y.dtype.kind not in ("fiub" if classification else "fiu"):
         what = _DTYPE_WORDS.get(y.dtype.kind, str(y.dtype))
         allowed = (
@@ -742,7 +759,9 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
         raise TypeError(f"y must hold real numbers; got dtype {what} ({y.dtype}); "
                         f"expected {allowed}.")  # fmt: skip
     _assert_all_finite(y, "y")
-    n_outputs = 1
+    # A 2-D regression y is one output per column: the kernels read it
+    # raveled in C order (row i's targets contiguous).
+    n_outputs = y.shape[1] if y.ndim == 2 else 1
     if classification:
         if y.dtype.kind == "f" and np.any(y != np.round(y)):
             raise ValueError(
@@ -757,13 +776,21 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
                 "n_classes", n_classes, 2
             )
             allowed = f"0..{n_outputs - 1}"
+        elif n_classes is not None and loss != "log_loss" and not (
+            isinstance(n_classes, numbers.Integral) and n_classes == 2
+        ):
+            # A two-class margin loss with K > 2 classes: one-vs-rest, K
+            # independent binary outputs over codes 0..K-1, in one pass.
+            n_outputs = check_int("n_classes", n_classes, 2)
+            allowed = f"0..{n_outputs - 1}"
         else:
             if n_classes is not None and not (
                 isinstance(n_classes, numbers.Integral) and n_classes == 2
             ):
                 raise ValueError(
                     f"n_classes={shown(n_classes)} does not fit loss={shown(loss)}, a two-class "
-                    "loss (codes 0 and 1); pass n_classes=2 or None."
+                    "loss (codes 0 and 1); pass n_classes=2 or None, or loss='multinomial' "
+                    "for more classes."
                 )
             allowed = "0 or 1"
         if low < 0 or high > max(n_outputs - 1, 1):
@@ -792,7 +819,7 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     y = _cast(y, dtype)
     if y.dtype != source.dtype:
         _assert_all_finite(y, "y", source=source)
-    return y, n_outputs
+    return y.reshape(-1), n_outputs
 
 
 def check_fit_settings(*, n_samples, **settings):

@@ -192,10 +192,24 @@ def test_read_only_and_memory_mapped_data_train_like_writable_data(backend, tmp_
                     expected, rtol=0.0)  # fmt: skip
 
 
-def test_y_as_a_column_vector_is_accepted(backend):
+def test_y_as_a_column_vector_is_a_one_output_regression_with_2d_parameters(backend):
+    # scikit-learn's LinearRegression convention: a (n, 1) y gives coef (1, d).
     X, y = make_problem("squared_error", np.float64)
     as_column = fastgd.fit(X, y[:, None], epochs=2, random_state=0, backend=backend)
-    assert_same_fit(as_column, fastgd.fit(X, y, epochs=2, random_state=0, backend=backend), 0.0)
+    flat = fastgd.fit(X, y, epochs=2, random_state=0, backend=backend)
+    assert as_column.coef.shape == (1, X.shape[1]) and as_column.intercept.shape == (1,)
+    np.testing.assert_array_equal(as_column.coef[0], flat.coef)
+    assert as_column.intercept[0] == flat.intercept
+    assert as_column.loss_history == flat.loss_history
+    assert as_column.predict(X).shape == (X.shape[0], 1)
+
+
+def test_y_as_a_column_vector_of_class_codes_is_accepted(backend):
+    X, y = make_problem("hinge", np.float64)
+    as_column = fastgd.fit(X, y[:, None], loss="hinge", epochs=2, random_state=0,
+                           backend=backend)  # fmt: skip
+    expected = fastgd.fit(X, y, loss="hinge", epochs=2, random_state=0, backend=backend)
+    assert_same_fit(as_column, expected, 0.0)
 
 
 # --- stopping and callbacks ---------------------------------------------------------

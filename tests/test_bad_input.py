@@ -38,8 +38,11 @@ BAD_DATA = [
     ("X_scalar", dict(X=3.0), TypeError, "X must be an array-like"),
     ("y_too_short", dict(y=Y_OK[:-1]), ValueError,
      "X and y have inconsistent numbers of samples: X has 45 rows, y has 44"),
-    ("y_2d", dict(y=np.column_stack([Y_OK, Y_OK])), ValueError,
-     r"y must be 1-D .* got shape \(45, 2\)"),
+    ("y_3d", dict(y=np.column_stack([Y_OK, Y_OK])[:, :, None]), ValueError,
+     r"y must be 1-D of shape \(n_samples,\) or \(n_samples, n_outputs\); got shape \(45, 2, 1\)"),
+    ("y_2d_classes", dict(y=np.column_stack([Y_OK, Y_OK]) > 0, loss="hinge"), ValueError,
+     r"y must be 1-D of shape \(n_samples,\); got shape \(45, 2\) \(2-D y is for the "
+     "regression losses\)"),
     ("zero_rows", dict(X=np.empty((0, 4)), y=np.empty(0)), ValueError,
      re.escape("Found array with 0 sample(s) (shape=(0, 4)) while a minimum of 1 is required")),
     ("zero_features", dict(X=np.empty((12, 0)), y=np.zeros(12)), ValueError,

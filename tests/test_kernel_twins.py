@@ -113,6 +113,7 @@ DEVIATIONS = {
     "log_loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER + "; " + SPELLED_OUT_MAX),
     "hinge_loss": deviation({BODY}, SPELLED_OUT_MAX),
     "loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER),
+    "outputs_loss_dloss": deviation({BODY}, OUT_POINTER),
     "sgd_step": deviation({PARAMETERS, BODY}, POINTERS),
     "update_output": deviation({PARAMETERS, BODY}, POINTERS),
     "apply_update": deviation({BODY}, POINTERS + " (sgd_step's d, update_output's n)"),

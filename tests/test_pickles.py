@@ -48,7 +48,7 @@ def problem(kind):
 
 def trained(kind, backend):
     """A model of ``kind`` fitted on ``backend`` (log_loss on 3 classes: multinomial;
-    hinge: one-vs-rest, three trainers)."""
+    hinge: one-vs-rest, three outputs)."""
     X, y = problem(kind)
     common = dict(backend=backend, epochs=3, batch_size=8, random_state=0, optimizer="adam")
     if kind == "regressor":

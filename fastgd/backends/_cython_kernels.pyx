@@ -415,6 +415,45 @@ cdef inline double loss_and_derivative(int loss, double p, double y, double epsi
     return value + finite_probe(p)
 
 
+cdef inline bint is_regression(int loss) noexcept nogil:
+    """Whether ``loss`` (a code) is a regression loss, whose targets are real values."""
+    return (loss == LOSS_SQUARED_ERROR or loss == LOSS_HUBER or loss == LOSS_EPSILON_INSENSITIVE
+            or loss == LOSS_SQUARED_EPSILON_INSENSITIVE)
+
+
+cdef inline double output_target(const floating[::1] y, Py_ssize_t i, Py_ssize_t k, Py_ssize_t K, int loss) noexcept nogil:
+    """The target of output ``k`` (of ``K`` independent ones) for row ``i``.
+
+    A multi-output regression's y is the (n, K) targets raveled in C order;
+    a one-vs-rest classifier's y holds the class codes, and output ``k``'s
+    binary target is whether row ``i`` is of class ``k``.
+    """
+    if is_regression(loss):
+        return y[i * K + k]
+    return 1.0 if y[i] == k else 0.0
+
+
+cdef inline double outputs_loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g) noexcept nogil:
+    """Loss of row ``i`` with scores ``z`` over K > 1 outputs; writes dL/dz into ``g``.
+
+    Multinomial is the softmax of the K scores; any other loss makes K
+    independent outputs, each with that loss of its own target, the loss
+    returned being their mean (see the Numba twin).
+    """
+    cdef Py_ssize_t K = z.shape[0]
+    cdef double total = 0.0
+    cdef Py_ssize_t k
+    cdef double value, slope
+    if cfg.loss == LOSS_MULTINOMIAL:
+        return multinomial_loss_dloss(z, <Py_ssize_t>y[i], g)
+    for k in range(K):
+        value = loss_and_derivative(cfg.loss, z[k], output_target(y, i, k, K, cfg.loss),
+                                    cfg.epsilon, &slope)
+        total += value
+        g[k] = slope
+    return total / K
+
+
 # --- one row: prediction and gradient accumulation ---------------------------
 # ``p`` and ``G`` are one output's row of P and of the gradient, as pointers
 # (see the optimizers below for why).
@@ -765,7 +804,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
         y_i = y[i]
         for k in range(K):
             z[k] = row_score(X, i, &P[k, 0])
-        total += multinomial_loss_dloss(z, <Py_ssize_t>y_i, g)
+        total += outputs_loss_dloss(cfg, z, y, i, g)
         for k in range(K):
             add_row(&G[k, 0], X, i, g[k] * inv_m)
     return total
@@ -1126,7 +1165,7 @@ if (
 # --- CSR data: one epoch over a sparse X -----------------------------------------
 # The twin of ``_numba_sparse.py``, function for function (see its docstring
 # for the four update modes); its specification is ``_reference_sparse.py``.
-# Built from the pieces above: loss_and_derivative, multinomial_loss_dloss,
+# Built from the pieces above: loss_and_derivative, outputs_loss_dloss,
 # update_output, apply_update, learning_rate. The CSR index arrays have a fused type of their own, since
 # scipy's int32 or int64 need not match the row order's.
 
@@ -1155,12 +1194,12 @@ cdef inline int update_mode(const KernelConfig *cfg, const CpuExecution *executi
     return UPDATE_TOUCHED
 
 
-cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, double y, double[::1] g) noexcept nogil:
-    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
+cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g) noexcept nogil:
+    """Loss of row ``i`` with scores ``z`` (targets from ``y``); writes dL/dz into ``g``."""
     cdef double dz
-    if cfg.loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, <Py_ssize_t>y, g)
-    cdef double loss = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon, &dz)
+    if z.shape[0] > 1:
+        return outputs_loss_dloss(cfg, z, y, i, g)
+    cdef double loss = loss_and_derivative(cfg.loss, z[0], y[i], cfg.epsilon, &dz)
     g[0] = dz
     return loss
 
@@ -1453,7 +1492,7 @@ def run_epoch_sparse(
                     for e in range(lo, hi):
                         catch_up(P, indices[e], S, C, last_S, last_C)
                 predict_row_sparse(data, indices, lo, hi, P, scale, z)
-                batch_loss += loss_dloss(&config, z, y[i], g)
+                batch_loss += loss_dloss(&config, z, y, i, g)
                 for k in range(K):
                     g[k] *= inv_m
                 if scaled:
@@ -1562,7 +1601,7 @@ def batch_gradient_sparse(
             lo = indptr[i]
             hi = indptr[i + 1]
             predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
-            total += loss_dloss(&config, z, y[i], g)
+            total += loss_dloss(&config, z, y, i, g)
             for k in range(K):
                 g[k] *= inv_m
             accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)

@@ -35,6 +35,7 @@ from .._config import (
     LOSS_MULTINOMIAL,
     LOSS_PERCEPTRON,
     LOSS_SQUARED_EPSILON_INSENSITIVE,
+    LOSS_SQUARED_ERROR,
     LOSS_SQUARED_HINGE,
     OPT_ADAGRAD,
     OPT_ADAM,
@@ -381,6 +382,48 @@ def loss_and_derivative(loss, p, y, epsilon):
     # it: the hinge and log losses of an infinite score are finite (0), and
     # their gradient 0, which would stop learning without a word.
     return value + finite_probe(p), slope
+
+
+@_jit(inline="always")
+def is_regression(loss):
+    """Whether ``loss`` (a code) is a regression loss, whose targets are real values."""
+    return (loss == LOSS_SQUARED_ERROR or loss == LOSS_HUBER or loss == LOSS_EPSILON_INSENSITIVE
+            or loss == LOSS_SQUARED_EPSILON_INSENSITIVE)  # fmt: skip
+
+
+@_jit(inline="always")
+def output_target(y, i, k, K, loss):
+    """The target of output ``k`` (of ``K`` independent ones) for row ``i``.
+
+    A multi-output regression's y is the (n, K) targets raveled in C order;
+    a one-vs-rest classifier's y holds the class codes, and output ``k``'s
+    binary target is whether row ``i`` is of class ``k``.
+    """
+    if is_regression(loss):
+        return y[i * K + k]
+    return 1.0 if y[i] == k else 0.0
+
+
+@_jit(inline="always")
+def outputs_loss_dloss(cfg, z, y, i, g):
+    """Loss of row ``i`` with scores ``z`` over K > 1 outputs; writes dL/dz into ``g``.
+
+    Multinomial is the softmax of the K scores. Any other loss makes K
+    independent outputs, each with that loss of its own target
+    (:func:`output_target`): each output's derivative is its own loss's, so
+    every output trains as a single-output fit would, and the loss returned
+    is the mean over the outputs (that of K separate fits averaged).
+    """
+    K = z.shape[0]
+    total = 0.0
+    if cfg.loss == LOSS_MULTINOMIAL:
+        return multinomial_loss_dloss(z, int(y[i]), g)
+    for k in range(K):
+        value, slope = loss_and_derivative(cfg.loss, z[k], output_target(y, i, k, K, cfg.loss),
+                                           cfg.epsilon)  # fmt: skip
+        total += value
+        g[k] = slope
+    return total / K
 
 
 # --- one row: prediction and gradient accumulation ---------------------------
@@ -765,7 +808,7 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g):
         i = order[r]
         for k in range(P.shape[0]):
             z[k] = row_score(X, i, P[k])
-        total += multinomial_loss_dloss(z, int(y[i]), g)
+        total += outputs_loss_dloss(cfg, z, y, i, g)
         for k in range(P.shape[0]):
             add_row(G[k], X, i, g[k] * inv_m)
     return total

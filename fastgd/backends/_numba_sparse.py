@@ -39,7 +39,7 @@ and the cumulative mode steps densely), so none of them overflows unseen.
 
 import numpy as np
 
-from .._config import LOSS_MULTINOMIAL, OPT_SGD, SLOT_L1_APPLIED, SPARSE_DENSE
+from .._config import OPT_SGD, SLOT_L1_APPLIED, SPARSE_DENSE
 from ._numba import (
     _jit,
     add_l1_total,
@@ -51,7 +51,7 @@ from ._numba import (
     is_finite,
     learning_rate,
     loss_and_derivative,
-    multinomial_loss_dloss,
+    outputs_loss_dloss,
     prefetch_to_l1,
     update_output,
 )
@@ -85,11 +85,11 @@ def update_mode(cfg, execution):
 
 
 @_jit(inline="always")
-def loss_dloss(cfg, z, y, g):
-    """Loss of one row with scores ``z`` and target ``y``; writes dL/dz into ``g``."""
-    if cfg.loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, int(y), g)
-    loss, dz = loss_and_derivative(cfg.loss, z[0], y, cfg.epsilon)
+def loss_dloss(cfg, z, y, i, g):
+    """Loss of row ``i`` with scores ``z`` (targets from ``y``); writes dL/dz into ``g``."""
+    if z.shape[0] > 1:
+        return outputs_loss_dloss(cfg, z, y, i, g)
+    loss, dz = loss_and_derivative(cfg.loss, z[0], y[i], cfg.epsilon)
     g[0] = dz
     return loss
 
@@ -388,7 +388,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 for e in range(lo, hi):
                     catch_up(P, indices[e], S, C, last_S, last_C)
             predict_row_sparse(data, indices, lo, hi, P, scale, z)
-            batch_loss += loss_dloss(cfg, z, y[i], g)
+            batch_loss += loss_dloss(cfg, z, y, i, g)
             for k in range(K):
                 g[k] *= inv_m
             if scaled:
@@ -489,7 +489,7 @@ def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
         lo = indptr[i]
         hi = indptr[i + 1]
         predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
-        total += loss_dloss(cfg, z, y[i], g)
+        total += loss_dloss(cfg, z, y, i, g)
         for k in range(K):
             g[k] *= inv_m
         accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)

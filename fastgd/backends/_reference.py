@@ -16,6 +16,8 @@ memory of the updates (shape ``(N_STATE_SLOTS, K, d + 1)``, see
 import numpy as np
 
 from .._config import (
+    LOSSES,
+    REGRESSION_LOSSES,
     ExecutionConfig,
     LOSS_EPSILON_INSENSITIVE,
     LOSS_HINGE,
@@ -142,15 +144,44 @@ LOSS_FUNCTIONS = {
 }
 
 
+REGRESSION_CODES = frozenset(LOSSES.index(name) for name in REGRESSION_LOSSES)
+
+
+def batch_targets(y, rows, n_outputs, loss):
+    """The targets of the rows ``rows``: shape (m,), or (m, K) for K independent outputs.
+
+    One output, or multinomial's K scores, read one target per row (a real
+    value, or a class code). K > 1 outputs with any other loss are K
+    independent single-output problems: a multi-output regression's y is
+    its (n, K) targets raveled in C order (output ``k`` of row ``i`` is
+    ``y[i·K + k]``); a one-vs-rest classifier's y holds the class codes,
+    and output ``k``'s binary target is ``1`` where the row is of class ``k``.
+    """
+    if n_outputs == 1 or loss == LOSS_MULTINOMIAL:
+        return y[rows]
+    if loss in REGRESSION_CODES:
+        return y.reshape(-1, n_outputs)[rows]
+    return (y[rows][:, None] == np.arange(n_outputs)).astype(y.dtype)
+
+
 def losses(Z, y, cfg):
     """Per-row loss and ``dL/dZ`` of the scores ``Z`` (one row per sample, one column per output).
+
+    ``y`` is :func:`batch_targets`'s. With K > 1 independent outputs (every
+    loss but multinomial), each output's derivative is its own loss's and a
+    row's loss is the mean over the outputs: K separate fits' losses averaged.
 
     The loss of a row with a score that is not finite is NaN: a score that
     overflowed is divergence whatever the loss makes of it (the hinge and
     log losses of an infinite score are finite, 0, and their gradient 0,
     which would stop learning without a word).
     """
-    loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
+    if y.ndim == 2:
+        parts = [LOSS_FUNCTIONS[cfg.loss](Z[:, k : k + 1], y[:, k], cfg) for k in range(Z.shape[1])]
+        loss = sum(part[0] for part in parts) / Z.shape[1]
+        dZ = np.hstack([part[1] for part in parts])
+    else:
+        loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
     return np.where(np.isfinite(Z).all(axis=1), loss, np.nan), dZ
 
 # --- optimizers: in-place update of parameters p and moments s (slots 0 and 1) --
@@ -285,7 +316,8 @@ def batch_gradient(X, y, rows, P, cfg):
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), or a scipy CSR matrix
-    y : ndarray of shape (n_samples,)
+    y : ndarray of shape (n_samples,), or (n_samples · K,) for a K-output regression
+        (see :func:`batch_targets`)
     rows : ndarray of shape (m,), integer row indices of the batch
     P : ndarray of shape (K, n_features + 1)
     cfg : KernelConfig
@@ -301,7 +333,8 @@ def batch_gradient(X, y, rows, P, cfg):
     """
     # Arithmetic in float64 whatever the storage dtype, as in the kernels:
     # float32 data and parameters are only read and written as float32.
-    Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
+    Xb = X[rows].astype(np.float64)
+    yb = batch_targets(y, rows, P.shape[0], cfg.loss).astype(np.float64)
     W, b = P[:, :-1].T, P[:, -1]
     loss, dZ = losses(Xb @ W + b, yb, cfg)
     m = len(rows)
@@ -419,7 +452,8 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     X : ndarray of shape (n_samples, n_features), or a scipy CSR matrix
         (which goes to ``run_epoch_sparse``)
     y : ndarray of shape (n_samples,), same dtype as X (class codes for the
-        classification losses)
+        classification losses); a regression with K > 1 outputs has its
+        (n_samples, K) targets raveled in C order (:func:`batch_targets`)
     order : ndarray of shape (n_rows,), integer row indices visited in order
     P : ndarray of shape (K, n_features + 1), updated in place
     state : ndarray of shape (N_STATE_SLOTS, K, n_features + 1), updated in place

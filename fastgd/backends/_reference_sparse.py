@@ -19,6 +19,7 @@ from ._reference import (
     OPTIMIZER_STEPS,
     all_finite,
     batch_bounds,
+    batch_targets,
     diverged_loss,
     finish_update,
     learning_rate,
@@ -74,7 +75,8 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
     t = t0
     for start, stop in bounds:
         rows = order[start:stop]
-        Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
+        Xb = X[rows].astype(np.float64)
+        yb = batch_targets(y, rows, P.shape[0], cfg.loss).astype(np.float64)
         loss, dZ = losses(Xb @ W + b, yb, cfg)
         batch_loss = loss.mean()
 
