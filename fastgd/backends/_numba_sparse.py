@@ -45,6 +45,7 @@ from ._numba import (
     multinomial_loss_dloss,
     prefetch_to_l1,
     update_output,
+    weigh,
 )
 
 UPDATE_DENSE, UPDATE_SCALED, UPDATE_CUMULATIVE, UPDATE_TOUCHED = range(4)
@@ -285,11 +286,13 @@ def dense_update(P, G, state, cfg, eta, t):
 
 
 @_jit
-def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, lr, t0):
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, lr, t0,
+                     sample_weight):  # fmt: skip
     """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
 
     ``execution`` is a ``_cpu.CpuExecution``: its ``sparse_update`` picks the
-    update mode (the CSR epoch always prefetches, and runs on one thread).
+    update mode (the CSR epoch always prefetches, and runs on one thread);
+    ``sample_weight`` is None or the rows' float64 weights (``weigh``).
     """
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
@@ -338,9 +341,9 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 for e in range(lo, hi):
                     catch_up(P, indices[e], S, C, last_S, last_C)
             predict_row_sparse(data, indices, lo, hi, P, scale, z)
-            batch_loss += loss_dloss(cfg, z, y[i], g)
+            batch_loss += weigh(sample_weight, i, loss_dloss(cfg, z, y[i], g))
             for k in range(K):
-                g[k] *= inv_m
+                g[k] = weigh(sample_weight, i, g[k]) * inv_m
             if scaled:
                 for k in range(K):
                     gs[r - start, k] = g[k]
@@ -403,7 +406,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
 
 
 @_jit
-def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
+def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg, sample_weight):
     """``(loss_sum, G)`` of the CSR rows ``rows``: the gradient of the dense update mode.
 
     The row loop of ``run_epoch_sparse`` with ``UPDATE_DENSE`` (true weights,
@@ -423,8 +426,8 @@ def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
         lo = indptr[i]
         hi = indptr[i + 1]
         predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
-        total += loss_dloss(cfg, z, y[i], g)
+        total += weigh(sample_weight, i, loss_dloss(cfg, z, y[i], g))
         for k in range(K):
-            g[k] *= inv_m
+            g[k] = weigh(sample_weight, i, g[k]) * inv_m
         accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)
     return total, G

@@ -149,6 +149,18 @@ def losses(Z, y, cfg):
     loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
     return np.where(np.isfinite(Z).all(axis=1), loss, np.nan), dZ
 
+
+def weighted(loss, dZ, sample_weight, rows):
+    """Each row's loss and ``dL/dZ`` times its weight ``sample_weight[rows]``; as they are for None.
+
+    A weight of 0 zeroes the row's gradient (and its loss, unless that is
+    NaN: a score that is not finite is divergence, whatever the weight).
+    """
+    if sample_weight is None:
+        return loss, dZ
+    w = sample_weight[rows]
+    return w * loss, w[:, None] * dZ
+
 # --- optimizers: in-place update of parameters p and moments s (slots 0 and 1) --
 
 
@@ -230,8 +242,8 @@ def batch_bounds(n_rows, batch_size, drop_last):
     return bounds
 
 
-def batch_gradient(X, y, rows, P, cfg):
-    """Sum of the losses of the rows ``rows`` and their mean gradient, penalty excluded.
+def batch_gradient(X, y, rows, P, cfg, sample_weight=None):
+    """Sum of the (weighted) losses of the rows ``rows`` and their mean gradient, penalty excluded.
 
     Parameters
     ----------
@@ -240,13 +252,16 @@ def batch_gradient(X, y, rows, P, cfg):
     rows : ndarray of shape (m,), integer row indices of the batch
     P : ndarray of shape (K, n_features + 1)
     cfg : KernelConfig
+    sample_weight : ndarray of shape (n_samples,), float64, or None
+        Row ``i``'s loss and gradient are multiplied by ``sample_weight[i]``
+        (None: every weight 1). The mean stays over the m rows: ``1/m Σ w_i ∂L_i``.
 
     Returns
     -------
     loss_sum : float
-        ``Σ L(z_i, y_i)`` over the batch's rows.
+        ``Σ w_i L(z_i, y_i)`` over the batch's rows.
     G : ndarray of shape (K, n_features + 1), float64
-        ``1/m Σ ∂L/∂P``: the weights' columns, then the intercept column,
+        ``1/m Σ w_i ∂L_i/∂P``: the weights' columns, then the intercept column,
         which holds the mean ``∂L/∂z`` whether or not the intercept is fitted
         (:func:`apply_update` decides what is stepped).
     """
@@ -254,7 +269,7 @@ def batch_gradient(X, y, rows, P, cfg):
     # float32 data and parameters are only read and written as float32.
     Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
     W, b = P[:, :-1].T, P[:, -1]
-    loss, dZ = losses(Xb @ W + b, yb, cfg)
+    loss, dZ = weighted(*losses(Xb @ W + b, yb, cfg), sample_weight, rows)
     m = len(rows)
     G = np.empty(P.shape)
     G[:, :-1] = (Xb.T @ dZ / m).T
@@ -327,7 +342,7 @@ def diverged_loss(batch_loss, finite):
     return batch_loss if finite else batch_loss + np.nan
 
 
-def run_batches(X, y, order, P, state, cfg, lr, t0):
+def run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight=None):
     """The epoch of :func:`run_epoch`, for a dense X or a scipy CSR one alike.
 
     Its definition: :func:`batch_gradient` and :func:`apply_update` over the
@@ -336,7 +351,7 @@ def run_batches(X, y, order, P, state, cfg, lr, t0):
     batch_losses = []
     t = t0
     for start, stop in batch_bounds(len(order), cfg.batch_size, cfg.drop_last):
-        loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg)
+        loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg, sample_weight)
         batch_loss = loss_sum / (stop - start)
         t += 1
         finite = apply_update(P, G, state, cfg, lr, t)
@@ -347,7 +362,7 @@ def run_batches(X, y, order, P, state, cfg, lr, t0):
 
 
 @dispatch_layout("run_epoch_sparse")
-def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(), sample_weight=None):
     """Run one epoch of mini-batch gradient descent over the rows ``X[order]``.
 
     Parameters
@@ -365,11 +380,15 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     run : ExecutionConfig
         How the epoch runs. The reference runs one thread whatever it says,
         and reads only ``sparse_update`` (of a CSR X).
+    sample_weight : ndarray of shape (n_samples,), float64, or None
+        Per-row weights, indexed like y (:func:`batch_gradient`); None is
+        the unweighted epoch.
 
     Returns
     -------
     mean_loss : float
-        Mean over the epoch's batches of the batch's mean loss, each measured
+        Mean over the epoch's batches of the batch's mean (weighted) loss
+        ``Σ w_i L_i / m``, each measured
         with the parameters the batch saw (before its update).
     n_updates : int
 
@@ -381,7 +400,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     state are left as that update made them (the engine restores the
     epoch's start).
     """
-    return run_batches(X, y, order, P, state, cfg, lr, t0)
+    return run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight)
 
 
 # The CSR twin of run_epoch lives in its own file; the backend exposes both.

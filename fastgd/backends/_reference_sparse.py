@@ -24,6 +24,7 @@ from ._reference import (
     losses,
     run_batches,
     soft_threshold,
+    weighted,
 )
 
 
@@ -35,7 +36,7 @@ def as_csr(data, indices, indptr, n_features):
 
 
 def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
-                     run=ExecutionConfig()):  # fmt: skip
+                     run=ExecutionConfig(), sample_weight=None):  # fmt: skip
     """One epoch over the rows ``order`` of the CSR matrix ``(data, indices, indptr)``.
 
     The arguments after the three CSR arrays, the results and the in-place
@@ -46,11 +47,11 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
     if run.sparse_update == SPARSE_DENSE or cfg.optimizer == OPT_SGD:
         # Lazy SGD is the dense update rearranged (a scale factor, a
         # closed-form catch-up): its specification is the dense update.
-        return run_batches(X, y, order, P, state, cfg, lr, t0)
-    return run_epoch_touched(X, y, order, P, state, cfg, lr, t0)
+        return run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight)
+    return run_epoch_touched(X, y, order, P, state, cfg, lr, t0, sample_weight)
 
 
-def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
+def run_epoch_touched(X, y, order, P, state, cfg, lr, t0, sample_weight=None):
     """The lazy form of the adaptive and momentum optimizers, on a scipy CSR ``X``.
 
     Each batch's update is the dense update of ``run_epoch`` restricted to
@@ -69,7 +70,7 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
     for start, stop in bounds:
         rows = order[start:stop]
         Xb, yb = X[rows].astype(np.float64), y[rows].astype(np.float64)
-        loss, dZ = losses(Xb @ W + b, yb, cfg)
+        loss, dZ = weighted(*losses(Xb @ W + b, yb, cfg), sample_weight, rows)
         batch_loss = loss.mean()
 
         m = stop - start
