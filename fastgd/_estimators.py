@@ -38,6 +38,7 @@ from ._validation import (
     check_class_count,
     check_initial,
     check_no_copy,
+    check_sample_weight,
     check_validation_split,
     check_X,
     check_X_before_validate_data,
@@ -187,12 +188,15 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- data and trainers ----------------------------------------------------
 
-    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None)):
-        """Validate the settings, X and y; changes nothing of the estimator.
+    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None),
+                 sample_weight=None):  # fmt: skip
+        """Validate the settings, X, y and the sample weights; changes nothing of the estimator.
 
-        Returns ``(X, targets, codes, commit)``: X ready for the kernels, one
-        engine target array per trainer, y itself (regression) or its class
-        codes, and ``commit()``, which alone changes the estimator: it sets
+        Returns ``(X, targets, weights, codes, sample_weight, commit)``: X
+        ready for the kernels, one engine target array per trainer and its
+        row weights (None: unweighted; ``_trainer_weights``), y itself
+        (regression) or its class codes, the checked ``sample_weight``
+        (float64 or None), and ``commit()``, which alone changes the estimator: it sets
         what validation found (``n_features_in_``, ``feature_names_in_``,
         ``classes_``) and creates or reconfigures the trainers. A caller runs
         its own remaining checks (the early-stopping split), then commits, so
@@ -239,6 +243,8 @@ class _MiniBatchBase(BaseEstimator):
         else:
             targets = [codes]
         targets = [check_y(t, X.shape[0], loss, X.dtype, n_classes)[0] for t in targets]
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        weights = shadow._trainer_weights(codes, sample_weight, len(targets), one_vs_rest, settings)
         trainers = None
         if not continuing:
             trainers = [
@@ -265,9 +271,9 @@ class _MiniBatchBase(BaseEstimator):
                 delattr(self, name)
             vars(self).update(found)
 
-        return X, targets, codes, commit
+        return X, targets, weights, codes, sample_weight, commit
 
-    def _epoch(self, X, targets, shuffle, rows=None):
+    def _epoch(self, X, targets, weights, shuffle, rows=None):
         """One epoch of every trainer, all or none, like :meth:`Trainer.epoch`.
 
         A one-vs-rest model whose k-th trainer diverges or is interrupted
@@ -275,12 +281,13 @@ class _MiniBatchBase(BaseEstimator):
         """
         trainers = self._trainers
         if len(trainers) == 1:
-            return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
+            return trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows,
+                                     sample_weight=weights[0])  # fmt: skip
         checkpoints = [trainer.checkpoint() for trainer in trainers]
         try:
             losses = [
-                trainer.epoch(X, target, shuffle=shuffle, rows=rows)
-                for trainer, target in zip(trainers, targets)
+                trainer.epoch(X, target, shuffle=shuffle, rows=rows, sample_weight=weight)
+                for trainer, target, weight in zip(trainers, targets, weights)
             ]
         except BaseException:
             for trainer, checkpoint in zip(trainers, checkpoints):
@@ -315,15 +322,16 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- training ---------------------------------------------------------------
 
-    def _fit(self, X, y, coef_init=None, intercept_init=None):
+    def _fit(self, X, y, sample_weight=None, coef_init=None, intercept_init=None):
         settings = self._settings()
         init = (coef_init, intercept_init)
         # Initial parameters given start a new fit from them, warm_start or
         # not (as scikit-learn, where they take precedence over coef_).
         continuing = (settings["warm_start"] and hasattr(self, "_trainers")
                       and coef_init is None and intercept_init is None)  # fmt: skip
-        X, targets, codes, commit = self._prepare(X, y, None, settings, continuing=continuing,
-                                                  init=init)  # fmt: skip
+        X, targets, weights, codes, sample_weight, commit = self._prepare(
+            X, y, None, settings, continuing=continuing, init=init, sample_weight=sample_weight
+        )
         rows, plateau, monitor = None, None, None
         tol = settings["tol"]
         early_stopping = settings["early_stopping"]
@@ -338,11 +346,14 @@ class _MiniBatchBase(BaseEstimator):
         self.best_validation_score_ = None
         if early_stopping:
             X_valid, y_valid = X[held], codes[held]
+            # The held-out rows' own weights weigh their score, as in
+            # scikit-learn (class weights shape training only).
+            w_valid = None if sample_weight is None else sample_weight[held]
             best = {"score": -np.inf, "P": None}
 
             def monitor(loss):
                 score = self._score_rows(
-                    self._predictor(*self._current_parameters()), X_valid, y_valid
+                    self._predictor(*self._current_parameters()), X_valid, y_valid, w_valid
                 )
                 self.validation_scores_.append(score)
                 if score > best["score"]:
@@ -356,7 +367,7 @@ class _MiniBatchBase(BaseEstimator):
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         try:
             ended = run_epochs(
-                lambda: self._epoch(X, targets, settings["shuffle"], rows),
+                lambda: self._epoch(X, targets, weights, settings["shuffle"], rows),
                 settings["epochs"],
                 plateau=plateau,
                 monitor=monitor,
@@ -395,14 +406,16 @@ class _MiniBatchBase(BaseEstimator):
         """``adaptive``'s decay, for every trainer alike (they share the schedule)."""
         return all([trainer.on_plateau() for trainer in self._trainers])
 
-    def _partial_fit(self, X, y, classes):
+    def _partial_fit(self, X, y, classes, sample_weight=None):
         settings = self._settings()
         continuing = hasattr(self, "_trainers")
-        X, targets, _, commit = self._prepare(X, y, classes, settings, continuing=continuing)
+        X, targets, weights, _, _, commit = self._prepare(
+            X, y, classes, settings, continuing=continuing, sample_weight=sample_weight
+        )
         commit()
         try:
             run_epochs(
-                lambda: self._epoch(X, targets, settings["shuffle"]),
+                lambda: self._epoch(X, targets, weights, settings["shuffle"]),
                 1,
                 callback=settings["callback"],
                 parameters=self._current_parameters,
@@ -508,13 +521,16 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y, coef_init=None, intercept_init=None):
+    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of the rows (None: all 1); see :func:`fastgd.fit`. With
+            ``early_stopping`` the held-out rows' weights weigh their score.
         coef_init : array-like of shape (n_features,), default=None
             Initial weights (zeros when None). Given, this or
             ``intercept_init`` starts a new fit from them, also with
@@ -526,9 +542,9 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         -------
         self
         """
-        return self._fit(X, y, coef_init, intercept_init)
+        return self._fit(X, y, sample_weight, coef_init, intercept_init)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
 
         ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
@@ -539,12 +555,14 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of this chunk's rows (None: all 1); see :func:`fastgd.fit`.
 
         Returns
         -------
         self
         """
-        return self._partial_fit(X, y, None)
+        return self._partial_fit(X, y, None, sample_weight)
 
     def predict(self, X):
         """Predicted targets.
@@ -567,11 +585,14 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     def _engine_setup(self):
         return self.loss, 1, False
 
+    def _trainer_weights(self, codes, sample_weight, n_trainers, one_vs_rest, settings):
+        return [sample_weight]
+
     def _public_parameters(self, coef, intercept):
         return coef.copy(), intercept.reshape(1).copy()
 
-    def _score_rows(self, predictor, X, y):
-        return r2_score(y, predictor.predict(X))
+    def _score_rows(self, predictor, X, y, sample_weight=None):
+        return r2_score(y, predictor.predict(X), sample_weight=sample_weight)
 
 
 class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
@@ -635,6 +656,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         early_stopping=False,
         validation_fraction=0.1,
         warm_start=False,
+        class_weight=None,
         random_state=None,
         backend="numba",
         verbose=0,
@@ -657,7 +679,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y, coef_init=None, intercept_init=None):
+    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
@@ -665,6 +687,10 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Labels of any kind; at least two distinct values.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of the rows (None: all 1), multiplied by ``class_weight``'s;
+            see :func:`fastgd.fit`. With ``early_stopping`` the held-out rows'
+            sample weights weigh their accuracy.
         coef_init : array-like of shape (n_classes, n_features), default=None
             Initial weights (zeros when None), rows in the order of
             ``classes_``; for two classes of shape (1, n_features) or
@@ -678,9 +704,9 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         -------
         self
         """
-        return self._fit(X, y, coef_init, intercept_init)
+        return self._fit(X, y, sample_weight, coef_init, intercept_init)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
 
         ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
@@ -694,6 +720,9 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         classes : array-like of shape (n_classes,), default=None
             Every label the model will see; required on the first call
             (a chunk need not contain them all), optional afterwards.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of this chunk's rows (None: all 1), multiplied by
+            ``class_weight``'s (a dict; ``'balanced'`` is refused here).
 
         Returns
         -------
@@ -701,7 +730,17 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         """
         if classes is None and not hasattr(self, "_trainers"):
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._partial_fit(X, y, classes)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # One chunk's class frequencies are not the data's: scikit-learn's
+            # SGDClassifier refuses it too, rather than weigh silently wrong.
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: a chunk's class "
+                "frequencies are not those of the whole data. Compute the weights once, "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y) over y (or a large enough sample of it), and pass them as "
+                "class_weight=dict(zip(classes, weights))."
+            )
+        return self._partial_fit(X, y, classes, sample_weight)
 
     def decision_function(self, X):
         """Scores: for two classes, positive means ``classes_[1]``.
@@ -796,11 +835,60 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
             return "multinomial", n_classes, False
         return self.loss, n_classes, True
 
+    def _trainer_weights(self, codes, sample_weight, n_trainers, one_vs_rest, settings):
+        """Each trainer's row weights: ``sample_weight`` times the rows' class weights.
+
+        Without ``class_weight`` every trainer gets ``sample_weight`` (None
+        stays None: the unweighted kernels). Otherwise scikit-learn's rule:
+        a row of class k weighs ``class_weight[k]`` in the binary and the
+        multinomial model, and problem k of one-vs-rest weighs its positive
+        rows ``class_weight[k]`` and the rest 1 (:func:`one_vs_rest_weights`).
+        """
+        per_class = class_weights(settings["class_weight"], self.classes_, codes)
+        if per_class is None:
+            return [sample_weight] * n_trainers
+        if one_vs_rest:
+            weights = [one_vs_rest_weights(per_class, codes, k) for k in range(n_trainers)]
+        else:
+            weights = [per_class[codes]]
+        return weights if sample_weight is None else [w * sample_weight for w in weights]
+
     def _public_parameters(self, coef, intercept):
         return np.atleast_2d(coef).copy(), intercept.reshape(-1).copy()
 
-    def _score_rows(self, predictor, X, codes):
-        return float(np.mean(predictor.predict(X) == codes))
+    def _score_rows(self, predictor, X, codes, sample_weight=None):
+        return float(np.average(predictor.predict(X) == codes, weights=sample_weight))
+
+
+def class_weights(class_weight, classes, codes):
+    """The weight of each class of ``classes`` (float64, one per class), or None without weights.
+
+    ``class_weight`` is a setting already checked (None, ``'balanced'`` or a
+    dict of label to weight): a dict's classes not named weigh 1, and a label
+    that is not a class is refused; ``'balanced'`` is scikit-learn's
+    ``n_samples / (n_classes · count(k))``, counted over ``codes`` (every
+    class of ``fit``'s y is present in it).
+    """
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
+        return len(codes) / (len(classes) * counts)
+    unknown = [label for label in class_weight if label not in set(classes.tolist())]
+    if unknown:
+        raise ValueError(
+            f"class_weight names {shown(unknown[0])}, which is not a class; the classes are "
+            f"{classes.tolist()!r}."
+        )
+    return np.array([float(class_weight.get(label, 1.0)) for label in classes.tolist()])
+
+
+def one_vs_rest_weights(per_class, codes, k):
+    """The class weights of one-vs-rest problem ``k``: ``per_class[k]`` for class k's rows, 1 elsewhere.
+
+    scikit-learn's ``pos_weight=class_weight[k]``, ``neg_weight=1``.
+    """
+    return np.where(codes == k, per_class[k], 1.0)
 
 
 def _start_from(trainers, coef_init, intercept_init, dtype):

@@ -837,8 +837,8 @@ def check_sample_weight(sample_weight, n_samples):
         )
     if not weights.any():
         raise ValueError(
-            "sample_weight is 0 for every row: there is nothing to learn. Give some "
-            "rows a positive weight."
+            "sample_weight is zero for every row (all weights are zero): there is "
+            "nothing to learn. Give some rows a positive weight."
         )
     return weights
 
