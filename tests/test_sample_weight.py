@@ -81,12 +81,17 @@ def test_compiled_backends_match_reference_with_weights(compiled_backend, dtype,
                                                         batch_size, layout):  # fmt: skip
     X, _ = data(loss, dtype, layout)
     w = weights_for(X.shape[0])
-    settings = dict(optimizer=optimizer, batch_size=batch_size)
+    # lr 0.02: weights up to 3 with momentum at 0.05 nearly diverge (weights
+    # of 1e4), where float32's rounding drifts past its tolerance.
+    settings = dict(optimizer=optimizer, batch_size=batch_size, lr=0.02)
     result = fit(compiled_backend, loss, dtype, layout, w, **settings)
     expected = fit(REFERENCE_BACKEND, loss, dtype, layout, w, **settings)
     assert_same_fit(result, expected, rtol_for(dtype))
-    unweighted = fit(compiled_backend, loss, dtype, layout, None, **settings)
-    assert not np.allclose(result.coef, unweighted.coef)
+    if optimizer == "sgd":
+        # The weights count (adaptive steps of full batches can be nearly
+        # sign steps, which weights hardly change).
+        unweighted = fit(compiled_backend, loss, dtype, layout, None, **settings)
+        assert not np.allclose(result.coef, unweighted.coef)
 
 
 @pytest.mark.parametrize("loss", ["squared_error", "multinomial"])
