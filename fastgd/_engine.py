@@ -543,7 +543,7 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
         # (and decides what the row order means to it: the CPU backends
         # prefetch rows at random addresses).
         epoch_loss, n_updates = kernels.run_epoch(
-            X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run, sample_weight=sample_weight
+            X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run, sample_weight
         )
         seconds = time.perf_counter() - started
         if not np.isfinite(epoch_loss):
