@@ -31,7 +31,7 @@ from ._settings import (
 from ._state import RowOrder, TrainState
 # Where the bench and the tests have always imported them from.
 from ._state import row_order_dtype, shuffled_batches  # noqa: F401
-from ._validation import check_X, check_y, is_multi_output
+from ._validation import check_sample_weight, check_X, check_y, is_multi_output, output_weights
 from .backends import get_backend
 
 
@@ -39,6 +39,7 @@ from .backends import get_backend
 def fit(
     X,
     y,
+    sample_weight=None,
     *,
     loss="squared_error",
     optimizer="sgd",
@@ -128,6 +129,15 @@ def fit(
         ``n_classes=K > 2`` is one-vs-rest over class codes 0..K-1: K
         binary outputs, also in one pass. The loss of K independent outputs
         (``loss_history``, ``tol``) is the mean of the outputs' losses.
+    sample_weight : array-like of shape (n_samples,) or float, default=None
+        Weights of the rows (None: all 1; a number: that weight for every
+        row). Each row's loss and gradient are multiplied by its weight, and
+        a batch's gradient is the mean over its m rows of the weighted row
+        gradients (so at ``batch_size=1`` every update is scaled by its
+        row's weight, as in scikit-learn's SGD); a row of weight 0
+        contributes nothing to the loss or the gradient. Real, finite and
+        non-negative, not all 0 (``_validation.check_sample_weight``); the
+        loss history is the weighted mean loss.
     {settings}
 
     Returns
@@ -182,6 +192,7 @@ def fit(
     multi_output = is_multi_output(y, loss)
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
                            allow_copy=allow_copy)  # fmt: skip
+    sample_weight = output_weights(check_sample_weight(sample_weight, X.shape[0]), n_outputs, loss)
     trainer = Trainer(
         cfg, X.shape[1], n_outputs, X.dtype, loss=loss,
         backend=settings["backend"], random_state=settings["random_state"], run=run,
@@ -192,7 +203,7 @@ def fit(
     result = trainer.result
     try:
         result.converged = STOPPED_BY_TOL == run_epochs(
-            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"]),
+            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"], sample_weight=sample_weight),
             settings["epochs"],
             plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
             callback=settings["callback"],
@@ -478,7 +489,7 @@ class Epoch(NamedTuple):
 
 
 def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
-            orders=None):  # fmt: skip
+            orders=None, sample_weight=None):  # fmt: skip
     """Advance ``state`` by one epoch over validated ``X``, ``y``: the one way to train.
 
     ``fastgd.fit`` and the estimators (through :class:`Trainer`) call this
@@ -519,6 +530,10 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
     orders : RowOrder or None, default=None
         A buffer for the row order to reuse from epoch to epoch (a driver
         running many epochs keeps one; None allocates one for this epoch).
+    sample_weight : ndarray of shape (n_samples,) or (n_samples * K,), or None, default=None
+        Validated row weights (``check_sample_weight``: float64, C order),
+        laid out by ``output_weights`` (per row and output for K independent
+        outputs), held-out rows included; None trains unweighted.
 
     Returns
     -------
@@ -548,7 +563,7 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
         # (and decides what the row order means to it: the CPU backends
         # prefetch rows at random addresses).
         epoch_loss, n_updates = kernels.run_epoch(
-            X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run
+            X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run, sample_weight
         )
         seconds = time.perf_counter() - started
         if not np.isfinite(epoch_loss):
@@ -731,7 +746,7 @@ class Trainer:
         del result.loss_history[n_losses:], result.epoch_seconds[n_seconds:]
         self._store_parameters()
 
-    def epoch(self, X, y, *, shuffle=True, rows=None):
+    def epoch(self, X, y, *, shuffle=True, rows=None, sample_weight=None):
         """Run one epoch over validated ``X``, ``y`` (:func:`advance`); return its mean loss.
 
         All or nothing, the result's histories included: if the epoch
@@ -742,7 +757,8 @@ class Trainer:
 
         ``rows`` (an index array) restricts the epoch to those rows of X and
         y, without copying them: an estimator's ``early_stopping`` trains on
-        all rows but its held-out ones this way.
+        all rows but its held-out ones this way. ``sample_weight`` (validated,
+        indexed like y, or None) weighs the rows (:func:`advance`).
         """
         checkpoint = self.checkpoint()
         result = self.result
@@ -750,7 +766,7 @@ class Trainer:
             loss, seconds = advance(
                 self.train_state, X, y, self.kernels, self.cfg, self.run,
                 shuffle=shuffle, lr_schedule=self.learning_rate, rows=rows,
-                orders=self._orders,
+                orders=self._orders, sample_weight=sample_weight,
             )  # fmt: skip
             result.epoch_seconds.append(seconds)
             result.loss_history.append(loss)

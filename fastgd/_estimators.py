@@ -42,11 +42,13 @@ from ._validation import (
     check_class_count,
     check_initial,
     check_no_copy,
+    check_sample_weight,
     check_validation_split,
     check_X,
     check_X_before_validate_data,
     check_y,
     is_multi_output,
+    output_weights,
     shown,
 )
 
@@ -199,12 +201,16 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- data and trainers ----------------------------------------------------
 
-    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None)):
-        """Validate the settings, X and y; changes nothing of the estimator.
+    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None),
+                 sample_weight=None):  # fmt: skip
+        """Validate the settings, X, y and the sample weights; changes nothing of the estimator.
 
-        Returns ``(X, targets, codes, commit)``: X ready for the kernels, one
-        engine target array per trainer, y itself (regression) or its class
-        codes, and ``commit()``, which alone changes the estimator: it sets
+        Returns ``(X, targets, weights, codes, sample_weight, commit)``: X
+        ready for the kernels, the engine's targets (a list of one) and the
+        row weights (None: unweighted; ``_row_weights``, laid out by
+        ``output_weights``), y itself
+        (regression) or its class codes, the checked ``sample_weight``
+        (float64 or None), and ``commit()``, which alone changes the estimator: it sets
         what validation found (``n_features_in_``, ``feature_names_in_``,
         ``classes_``) and creates or reconfigures the trainers. A caller runs
         its own remaining checks (the early-stopping split), then commits, so
@@ -264,6 +270,10 @@ class _MiniBatchBase(BaseEstimator):
         n_classes = n_outputs if loss == "multinomial" or one_vs_rest else (
             2 if loss in CLASSIFICATION_LOSSES else None)
         targets = [check_y(codes, X.shape[0], loss, X.dtype, n_classes)[0]]
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        weights = output_weights(
+            shadow._row_weights(codes, sample_weight, n_outputs, one_vs_rest, settings),
+            n_outputs, loss)  # fmt: skip
         trainers = None
         if not continuing:
             trainers = [
@@ -290,15 +300,20 @@ class _MiniBatchBase(BaseEstimator):
                 delattr(self, name)
             vars(self).update(found)
 
-        return X, targets, codes, commit
+        return X, targets, weights, codes, sample_weight, commit
 
-    def _epoch(self, X, targets, shuffle, rows=None):
+    def _row_weights(self, codes, sample_weight, n_outputs, one_vs_rest, settings):
+        """The rows' weights before ``output_weights`` lays them out: ``sample_weight`` itself here."""
+        return sample_weight
+
+    def _epoch(self, X, targets, weights, shuffle, rows=None):
         """One epoch of the model's trainer, all or nothing (:meth:`Trainer.epoch`).
 
         Every output (a multi-output regressor's columns, a one-vs-rest
         classifier's classes) trains in this one pass over X.
         """
-        return self._trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows)
+        return self._trainers[0].epoch(X, targets[0], shuffle=shuffle, rows=rows,
+                                       sample_weight=weights)  # fmt: skip
 
     def _current_parameters(self):
         """Copies of the trainer's parameters in ``coef_``/``intercept_`` shapes."""
@@ -333,15 +348,16 @@ class _MiniBatchBase(BaseEstimator):
 
     # --- training ---------------------------------------------------------------
 
-    def _fit(self, X, y, coef_init=None, intercept_init=None):
+    def _fit(self, X, y, sample_weight=None, coef_init=None, intercept_init=None):
         settings = self._settings()
         init = (coef_init, intercept_init)
         # Initial parameters given start a new fit from them, warm_start or
         # not (as scikit-learn, where they take precedence over coef_).
         continuing = (settings["warm_start"] and hasattr(self, "_trainers")
                       and coef_init is None and intercept_init is None)  # fmt: skip
-        X, targets, codes, commit = self._prepare(X, y, None, settings, continuing=continuing,
-                                                  init=init)  # fmt: skip
+        X, targets, weights, codes, sample_weight, commit = self._prepare(
+            X, y, None, settings, continuing=continuing, init=init, sample_weight=sample_weight
+        )
         rows, plateau, monitor = None, None, None
         tol = settings["tol"]
         early_stopping = settings["early_stopping"]
@@ -356,11 +372,14 @@ class _MiniBatchBase(BaseEstimator):
         self.best_validation_score_ = None
         if early_stopping:
             X_valid, y_valid = X[held], codes[held]
+            # The held-out rows' own weights weigh their score, as in
+            # scikit-learn (class weights shape training only).
+            w_valid = None if sample_weight is None else sample_weight[held]
             best = {"score": -np.inf, "P": None}
 
             def monitor(loss):
                 score = self._score_rows(
-                    self._predictor(*self._current_parameters()), X_valid, y_valid
+                    self._predictor(*self._current_parameters()), X_valid, y_valid, w_valid
                 )
                 self.validation_scores_.append(score)
                 if score > best["score"]:
@@ -374,7 +393,7 @@ class _MiniBatchBase(BaseEstimator):
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         try:
             ended = run_epochs(
-                lambda: self._epoch(X, targets, settings["shuffle"], rows),
+                lambda: self._epoch(X, targets, weights, settings["shuffle"], rows),
                 settings["epochs"],
                 plateau=plateau,
                 monitor=monitor,
@@ -413,14 +432,16 @@ class _MiniBatchBase(BaseEstimator):
         """``adaptive``'s decay, for every trainer alike (they share the schedule)."""
         return all([trainer.on_plateau() for trainer in self._trainers])
 
-    def _partial_fit(self, X, y, classes):
+    def _partial_fit(self, X, y, classes, sample_weight=None):
         settings = self._settings()
         continuing = hasattr(self, "_trainers")
-        X, targets, _, commit = self._prepare(X, y, classes, settings, continuing=continuing)
+        X, targets, weights, _, _, commit = self._prepare(
+            X, y, classes, settings, continuing=continuing, sample_weight=sample_weight
+        )
         commit()
         try:
             run_epochs(
-                lambda: self._epoch(X, targets, settings["shuffle"]),
+                lambda: self._epoch(X, targets, weights, settings["shuffle"]),
                 1,
                 callback=settings["callback"],
                 parameters=self._current_parameters,
@@ -580,7 +601,7 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y, coef_init=None, intercept_init=None):
+    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
@@ -590,6 +611,9 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
             Targets; a 2-D y is a multi-output regression, one output per
             column.
         coef_init : array-like of shape (n_features,) or (n_outputs, n_features), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of the rows (None: all 1); see :func:`fastgd.fit`. With
+            ``early_stopping`` the held-out rows' weights weigh their score.
             Initial weights (zeros when None). Given, this or
             ``intercept_init`` starts a new fit from them, also with
             ``warm_start``.
@@ -600,9 +624,9 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         -------
         self
         """
-        return self._fit(X, y, coef_init, intercept_init)
+        return self._fit(X, y, sample_weight, coef_init, intercept_init)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
 
         ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
@@ -614,12 +638,14 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             1-D, or 2-D with as many columns, as the y the model started with.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of this chunk's rows (None: all 1); see :func:`fastgd.fit`.
 
         Returns
         -------
         self
         """
-        return self._partial_fit(X, y, None)
+        return self._partial_fit(X, y, None, sample_weight)
 
     def predict(self, X):
         """Predicted targets.
@@ -646,8 +672,8 @@ class MiniBatchRegressor(RegressorMixin, _MiniBatchBase):
     def _public_parameters(self, coef, intercept):
         return coef.copy(), intercept.reshape(-1).copy()
 
-    def _score_rows(self, predictor, X, y):
-        return r2_score(y, predictor.predict(X))
+    def _score_rows(self, predictor, X, y, sample_weight=None):
+        return r2_score(y, predictor.predict(X), sample_weight=sample_weight)
 
 
 class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
@@ -712,6 +738,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         early_stopping=False,
         validation_fraction=0.1,
         warm_start=False,
+        class_weight=None,
         random_state=None,
         backend="numba",
         verbose=0,
@@ -735,7 +762,7 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y, coef_init=None, intercept_init=None):
+    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
@@ -743,6 +770,10 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Labels of any kind; at least two distinct values.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of the rows (None: all 1), multiplied by ``class_weight``'s;
+            see :func:`fastgd.fit`. With ``early_stopping`` the held-out rows'
+            sample weights weigh their accuracy.
         coef_init : array-like of shape (n_classes, n_features), default=None
             Initial weights (zeros when None), rows in the order of
             ``classes_``; for two classes of shape (1, n_features) or
@@ -756,9 +787,9 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         -------
         self
         """
-        return self._fit(X, y, coef_init, intercept_init)
+        return self._fit(X, y, sample_weight, coef_init, intercept_init)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X``, ``y``, continuing from the current parameters.
 
         ``epochs``, ``tol`` and ``early_stopping`` do not apply. Calling it
@@ -772,6 +803,9 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         classes : array-like of shape (n_classes,), default=None
             Every label the model will see; required on the first call
             (a chunk need not contain them all), optional afterwards.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of this chunk's rows (None: all 1), multiplied by
+            ``class_weight``'s (a dict; ``'balanced'`` is refused here).
 
         Returns
         -------
@@ -779,7 +813,17 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
         """
         if classes is None and not hasattr(self, "_trainers"):
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._partial_fit(X, y, classes)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # One chunk's class frequencies are not the data's: scikit-learn's
+            # SGDClassifier refuses it too, rather than weigh silently wrong.
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: a chunk's class "
+                "frequencies are not those of the whole data. Compute the weights once, "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y) over y (or a large enough sample of it), and pass them as "
+                "class_weight=dict(zip(classes, weights))."
+            )
+        return self._partial_fit(X, y, classes, sample_weight)
 
     def decision_function(self, X):
         """Scores: for two classes, positive means ``classes_[1]``.
@@ -874,11 +918,63 @@ class MiniBatchClassifier(ClassifierMixin, _MiniBatchBase):
             return "multinomial", n_classes, False
         return self.loss, n_classes, True
 
+    def _row_weights(self, codes, sample_weight, n_outputs, one_vs_rest, settings):
+        """The rows' weights: ``sample_weight`` times the rows' class weights.
+
+        Without ``class_weight``, ``sample_weight`` itself (None stays None:
+        the unweighted kernels). Otherwise scikit-learn's rule: a row of
+        class k weighs ``class_weight[k]`` in the binary and the multinomial
+        model, and problem k of one-vs-rest weighs its positive rows
+        ``class_weight[k]`` and the rest 1 (:func:`one_vs_rest_weights`):
+        one-vs-rest's weights have shape (n_samples, n_outputs), a column
+        per output.
+        """
+        per_class = class_weights(settings["class_weight"], self.classes_, codes)
+        if per_class is None:
+            return sample_weight
+        if one_vs_rest:
+            weights = np.column_stack([one_vs_rest_weights(per_class, codes, k)
+                                       for k in range(n_outputs)])  # fmt: skip
+            return weights if sample_weight is None else weights * sample_weight[:, None]
+        weights = per_class[codes]
+        return weights if sample_weight is None else weights * sample_weight
+
     def _public_parameters(self, coef, intercept):
         return np.atleast_2d(coef).copy(), intercept.reshape(-1).copy()
 
-    def _score_rows(self, predictor, X, codes):
-        return float(np.mean(predictor.predict(X) == codes))
+    def _score_rows(self, predictor, X, codes, sample_weight=None):
+        return float(np.average(predictor.predict(X) == codes, weights=sample_weight))
+
+
+def class_weights(class_weight, classes, codes):
+    """The weight of each class of ``classes`` (float64, one per class), or None without weights.
+
+    ``class_weight`` is a setting already checked (None, ``'balanced'`` or a
+    dict of label to weight): a dict's classes not named weigh 1, and a label
+    that is not a class is refused; ``'balanced'`` is scikit-learn's
+    ``n_samples / (n_classes · count(k))``, counted over ``codes`` (every
+    class of ``fit``'s y is present in it).
+    """
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
+        return len(codes) / (len(classes) * counts)
+    unknown = [label for label in class_weight if label not in set(classes.tolist())]
+    if unknown:
+        raise ValueError(
+            f"class_weight names {shown(unknown[0])}, which is not a class; the classes are "
+            f"{classes.tolist()!r}."
+        )
+    return np.array([float(class_weight.get(label, 1.0)) for label in classes.tolist()])
+
+
+def one_vs_rest_weights(per_class, codes, k):
+    """The class weights of one-vs-rest problem ``k``: ``per_class[k]`` for class k's rows, 1 elsewhere.
+
+    scikit-learn's ``pos_weight=class_weight[k]``, ``neg_weight=1``.
+    """
+    return np.where(codes == k, per_class[k], 1.0)
 
 
 class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
@@ -964,7 +1060,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
     ):
         _store_parameters(self, locals())
 
-    def fit(self, X, y=None, coef_init=None, offset_init=None):
+    def fit(self, X, y=None, coef_init=None, offset_init=None, sample_weight=None):
         """Fit for up to ``epochs`` epochs (continuing the last fit with ``warm_start``).
 
         Parameters
@@ -978,14 +1074,16 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
             ``warm_start``.
         offset_init : float or array-like of shape (1,), default=None
             Initial offset (0 when None, as scikit-learn's: an intercept of 1).
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of the rows (None: all 1); see :func:`fastgd.fit`.
 
         Returns
         -------
         self
         """
-        return self._fit(X, None, coef_init, offset_init)
+        return self._fit(X, None, sample_weight, coef_init, offset_init)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Run one epoch over ``X``, continuing from the current parameters.
 
         ``epochs`` and ``tol`` do not apply. Calling it ``k`` times on the
@@ -997,12 +1095,14 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
         X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weights of this chunk's rows (None: all 1).
 
         Returns
         -------
         self
         """
-        return self._partial_fit(X, None, None)
+        return self._partial_fit(X, None, None, sample_weight)
 
     def decision_function(self, X):
         """Signed distance to the boundary, ``X · coef_ − offset_``: positive for an inlier.
@@ -1047,14 +1147,17 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
 
     # --- hooks of the base class ----------------------------------------------------
 
-    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None)):
+    def _prepare(self, X, y, classes, settings, *, continuing, init=(None, None),
+                 sample_weight=None):  # fmt: skip
         """The base class's, starting a new model from the intercept ``1 − offset_init``."""
         coef_init, offset_init = init
-        X, targets, codes, commit = super()._prepare(
-            X, y, classes, settings, continuing=continuing, init=(coef_init, None)
-        )
+        X, targets, weights, codes, sample_weight, commit = super()._prepare(
+            X, y, classes, settings, continuing=continuing, init=(coef_init, None),
+            sample_weight=sample_weight,
+        )  # fmt: skip
+        prepared = X, targets, weights, codes, sample_weight
         if continuing:
-            return X, targets, codes, commit
+            return *prepared, commit
         offset = np.zeros(1, X.dtype) if offset_init is None else check_initial(
             "offset_init", offset_init, (1,), X.dtype)  # fmt: skip
 
@@ -1065,7 +1168,7 @@ class MiniBatchOneClassSVM(OutlierMixin, _MiniBatchBase):
             P[:, -1] = 1.0 - offset
             trainer.restore(P)
 
-        return X, targets, codes, commit_with_offset
+        return *prepared, commit_with_offset
 
     def _encode_y(self, y, classes, first):
         return y

@@ -57,6 +57,7 @@ from ._validation import (
     check_average,
     check_bool,
     check_callback,
+    check_class_weight,
     check_float,
     check_int,
     check_n_threads,
@@ -429,6 +430,18 @@ SETTINGS = (
             and counters instead of starting from zero. Changed hyperparameters
             (``lr``, ``alpha``, ...) apply from the next epoch; the loss, the
             classes and the number of features cannot change.
+        """),
+    ),  # fmt: skip
+    Setting(
+        "class_weight", None,
+        Checked(check_class_weight, "dict, 'balanced' or None"), LOOP, entries=(CLASSIFIER,),
+        doc=_doc("""
+            Weights of the classes, multiplying each row's ``sample_weight``
+            (scikit-learn's rule): a dict of label to weight (labels not named
+            weigh 1), or ``'balanced'``, ``n_samples / (n_classes · count(k))``
+            over ``fit``'s y (``partial_fit`` refuses it: pass a dict). Binary
+            and multinomial models weigh a row of class k by its weight;
+            one-vs-rest problem k weighs class k's rows by it and the others 1.
         """),
     ),  # fmt: skip
     Setting(

@@ -822,6 +822,89 @@ def check_y(y, n_samples, loss, dtype, n_classes=None, *, allow_copy=True):
     return y.reshape(-1), n_outputs
 
 
+def check_class_weight(class_weight):
+    """``class_weight`` as given, once checked: None, ``'balanced'``, or a dict of finite weights >= 0.
+
+    The dict's labels are matched to the classes when fitting (a label that
+    is not a class is refused then); it is returned as it is, not copied
+    (scikit-learn's rule for a hyperparameter).
+    """
+    if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
+        return class_weight
+    if not isinstance(class_weight, dict):
+        raise ValueError(
+            f"class_weight must be a dict of label to weight, 'balanced' or None; got "
+            f"{shown(class_weight)}."
+        )
+    for label, weight in class_weight.items():
+        if (not isinstance(weight, numbers.Real) or isinstance(weight, bool)
+                or not np.isfinite(weight) or weight < 0):  # fmt: skip
+            raise ValueError(
+                f"class_weight[{label!r}] must be a finite number >= 0; got {shown(weight)}."
+            )
+    return class_weight
+
+
+def output_weights(sample_weight, n_outputs, loss):
+    """Checked row weights laid out as the kernels read them (the backend contract's ``sample_weight``).
+
+    None stays None. One output, or multinomial's K scores, read one weight
+    per row. K > 1 independent outputs (a multi-output regression,
+    one-vs-rest) read one weight per row and output, indexed like a
+    multi-output y: ``sample_weight[i*K + k]``. Row weights are repeated for
+    every output; a 2-D (n_samples, K) array (one-vs-rest's class weights,
+    which differ by output) is raveled in C order.
+    """
+    if sample_weight is None:
+        return None
+    independent = n_outputs > 1 and loss != "multinomial"
+    if sample_weight.ndim == 2:
+        return np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
+    if independent:
+        return np.repeat(sample_weight, n_outputs)
+    return sample_weight
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return ``sample_weight`` as a float64 C-contiguous array of shape (n_samples,), or None.
+
+    None stays None (the unweighted kernels); a number is that weight for
+    every row. The weights must be real (integers, floats or bools), finite
+    and non-negative, and not all 0 (nothing would be learnt). A copy is
+    made only when the array is not already C-contiguous float64; the
+    caller's array is never written to.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
+        sample_weight = np.full(n_samples, sample_weight)
+    given = np.asarray(sample_weight)
+    if given.dtype.kind not in "fiub":
+        what = _DTYPE_WORDS.get(given.dtype.kind, str(given.dtype))
+        raise TypeError(
+            f"sample_weight must hold real numbers; got dtype {what} ({given.dtype})."
+        )
+    if given.ndim != 1 or given.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must be of shape ({n_samples},), one weight per row of X; "
+            f"got shape {given.shape}."
+        )
+    weights = np.ascontiguousarray(given, dtype=np.float64)
+    _assert_all_finite(weights, "sample_weight")
+    negative = np.flatnonzero(weights < 0.0)
+    if negative.size:
+        raise ValueError(
+            f"sample_weight must be non-negative; got {shown(weights[negative[0]])} "
+            f"at row {int(negative[0])}."
+        )
+    if not weights.any():
+        raise ValueError(
+            "sample_weight is zero for every row (all weights are zero): there is "
+            "nothing to learn. Give some rows a positive weight."
+        )
+    return weights
+
+
 def check_fit_settings(*, n_samples, **settings):
     """Check training settings; return the backends' ``(KernelConfig, ExecutionConfig)``.
 

@@ -169,9 +169,10 @@ def spy_on_run_epoch(monkeypatch, backend):
     real_run_epoch = module.run_epoch
     calls = []
 
-    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
-        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0, run=run))
-        return real_run_epoch(X, y, order, P, state, cfg, lr, t0, run)
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(), sample_weight=None):
+        calls.append(dict(X=X, y=y, order=order.copy(), cfg=cfg, lr=lr, t0=t0, run=run,
+                          sample_weight=sample_weight))  # fmt: skip
+        return real_run_epoch(X, y, order, P, state, cfg, lr, t0, run, sample_weight)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)
     return calls
@@ -183,15 +184,15 @@ def wrap_run_epoch(monkeypatch, backend, wrapper):
     ``call`` counts the backend's epoch calls from 1 (one per trainer per
     epoch): a test injects a failure into one chosen epoch this way.
     ``args`` are ``run_epoch``'s up to ``t0``; the ``run`` the engine passed
-    is bound into ``real_run_epoch``.
+    and ``sample_weight`` the engine passed are bound into ``real_run_epoch``.
     """
     module = get_backend(backend)
     real_run_epoch = module.run_epoch
     calls = [0]
 
-    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(), sample_weight=None):
         calls[0] += 1
-        real = functools.partial(real_run_epoch, run=run)
+        real = functools.partial(real_run_epoch, run=run, sample_weight=sample_weight)
         return wrapper(calls[0], real, X, y, order, P, state, cfg, lr, t0)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)

@@ -89,7 +89,7 @@ def settings(loss, optimizer, penalty, fit_intercept=True, drop_last=False):
     )  # fmt: skip
 
 
-def loop_of_batches(kernels, X, y, order, P, state, cfg, lr, t0):
+def loop_of_batches(kernels, X, y, order, P, state, cfg, lr, t0, sample_weight=None):
     """The contract's definition of an epoch: ``batch_gradient`` + ``apply_update`` per batch."""
     batch_losses = []
     t = t0
@@ -97,21 +97,22 @@ def loop_of_batches(kernels, X, y, order, P, state, cfg, lr, t0):
         rows = order[first : first + cfg.batch_size]
         if cfg.drop_last and len(rows) < cfg.batch_size:
             break
-        loss_sum, G = kernels.batch_gradient(X, y, rows, P, cfg)
+        loss_sum, G = kernels.batch_gradient(X, y, rows, P, cfg, sample_weight)
         batch_losses.append(loss_sum / len(rows))
         t += 1
         kernels.apply_update(P, G, state, cfg, lr, t)
     return float(np.mean(batch_losses)), t - t0
 
 
-def assert_epoch_is_the_loop(backend, X, y, order, P, state, cfg, run):
+def assert_epoch_is_the_loop(backend, X, y, order, P, state, cfg, run, sample_weight=None):
     __tracebackhide__ = True
     kernels = get_backend(backend)
     rtol = kernels.TOLERANCE[np.dtype(P.dtype).name]
     P_loop, state_loop = P.copy(), state.copy()
-    loss, n_updates = kernels.run_epoch(X, y, order, P, state, cfg, LR, T0, run)
+    loss, n_updates = kernels.run_epoch(X, y, order, P, state, cfg, LR, T0, run,
+                                        sample_weight=sample_weight)  # fmt: skip
     loop_loss, loop_updates = loop_of_batches(kernels, X, y, order, P_loop, state_loop, cfg, LR,
-                                              T0)  # fmt: skip
+                                              T0, sample_weight)  # fmt: skip
     assert n_updates == loop_updates
     assert P.dtype == P_loop.dtype and state.dtype == state_loop.dtype
     assert_close(P, P_loop, rtol, "P")
@@ -169,6 +170,25 @@ def test_run_epoch_is_the_loop_of_batch_gradient_and_apply_update(
     # A CSR epoch is the loop in its dense update mode (lazy SGD: below).
     run = ExecutionConfig(row_order=ORDER_SHUFFLED, sparse_update=SPARSE_DENSE)
     assert_epoch_is_the_loop(backend, X, y, order, P, state, cfg, run)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("backend, layout", capable(ALL_BACKENDS, "dense", "csr"))
+def test_a_weighted_epoch_is_the_loop_of_weighted_batch_gradients(
+    backend, layout, loss, optimizer, dtype
+):
+    # sample_weight, indexed like y, weighs the rows in both (issue 16 item 1).
+    if dtype not in get_backend(backend).CAPABILITIES:
+        pytest.skip(f"{backend} does not declare {dtype}")
+    X, y, order, n_outputs = inputs(loss, DTYPES[dtype], layout)
+    P, state = start(X.shape[1], n_outputs, DTYPES[dtype])
+    cfg = settings(loss, optimizer, "elasticnet")
+    weights = np.random.default_rng(5).uniform(0.0, 3.0, X.shape[0])
+    weights[::4] = 0.0
+    run = ExecutionConfig(row_order=ORDER_SHUFFLED, sparse_update=SPARSE_DENSE)
+    assert_epoch_is_the_loop(backend, X, y, order, P, state, cfg, run, weights)
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))

@@ -113,7 +113,11 @@ DEVIATIONS = {
     "log_loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER + "; " + SPELLED_OUT_MAX),
     "hinge_loss": deviation({BODY}, SPELLED_OUT_MAX),
     "loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER),
-    "outputs_loss_dloss": deviation({BODY}, OUT_POINTER),
+    "outputs_loss_dloss": deviation({PARAMETERS, BODY}, OUT_POINTER + "; sample_weight a pointer"),
+    "weigh": deviation({BODY}, (
+        "Numba's is an @overload on the type of sample_weight (None compiles to x itself, "
+        "no test per row); Cython tests a NULL pointer"
+    )),
     "sgd_step": deviation({PARAMETERS, BODY}, POINTERS),
     "update_output": deviation({PARAMETERS, BODY}, POINTERS),
     "apply_update": deviation({BODY}, POINTERS + " (sgd_step's d, update_output's n)"),
@@ -185,6 +189,7 @@ NUMBA_ONLY = {
     ),
     "_rows_four_at_a_time_float32": "the float32 implementation of that overload",
     "_rows_four_at_a_time": "the @overload that picks it by X's dtype",
+    "_weigh": "the @overload of weigh that picks by sample_weight's type (None or an array)",
     "epoch_kernel": (
         "the compiled epoch, called by the Python run_epoch; Cython's run_epoch is "
         "the compiled epoch itself"

@@ -65,7 +65,9 @@ def fit_trainer(X, y, state, **given):
     The settings not given take fit's defaults, and the validation is fit's.
     """
     fit_parameters = inspect.signature(fastgd.fit).parameters
-    values = {name: p.default for name, p in fit_parameters.items() if p.default is not p.empty}
+    # The keyword-only parameters are the settings (sample_weight is data).
+    values = {name: p.default for name, p in fit_parameters.items()
+              if p.kind is p.KEYWORD_ONLY}  # fmt: skip
     values.update(given)
     X = check_X(X)
     cfg, run = check_fit_settings(**values, n_samples=X.shape[0])

@@ -74,11 +74,11 @@ def settings_parameters(entry):
     """``(name, default, kind)`` of every setting in ``entry``'s signature, in order."""
     if entry == FIT:
         parameters = list(inspect.signature(fastgd.fit).parameters.values())
-        assert [p.name for p in parameters[:2]] == ["X", "y"]
+        assert [p.name for p in parameters[:3]] == ["X", "y", "sample_weight"]
     else:
         parameters = list(inspect.signature(entry_point(entry).__init__).parameters.values())
         assert parameters[0].name == "self"
-    return [(p.name, p.default, p.kind) for p in parameters[2 if entry == FIT else 1 :]]
+    return [(p.name, p.default, p.kind) for p in parameters[3 if entry == FIT else 1 :]]
 
 
 def parameters_section(docstring):
@@ -111,7 +111,7 @@ def test_signature_lists_the_tables_settings_in_order_with_their_defaults(entry)
 def test_docstring_parameters_section_is_the_tables(entry):
     section = parameters_section(entry_point(entry).__doc__)
     names = re.findall(r"^    (\w+) :", section, re.MULTILINE)
-    data = ["X", "y"] if entry == FIT else []
+    data = ["X", "y", "sample_weight"] if entry == FIT else []
     assert names == data + list(table(entry))
     # The settings' entries are the table's, word for word, after the data's.
     assert section.endswith(parameters_doc(entry))

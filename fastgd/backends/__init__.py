@@ -7,15 +7,22 @@ Each module that ``BACKEND_MODULES`` names keeps one contract
   ``"float64"``, ``"threads"`` and ``"hogwild"``: what it can do;
 - ``TOLERANCE``: ``{"float64": rtol, "float32": rtol}``, how close its
   results are to the NumPy reference's (0.0 for the reference itself);
-- ``run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig())``:
+- ``run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(),
+  sample_weight=None)``:
   one fused epoch (contract in ``_reference.run_epoch``), over a dense
   ndarray or a scipy CSR X, which it hands to its module-level
   ``run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
-  run)`` (:func:`dispatch_layout`: the one place where the data layout picks
+  run, sample_weight)`` (:func:`dispatch_layout`: the one place where the data layout picks
   the kernel);
-- ``batch_gradient(X, y, rows, P, cfg) -> (loss_sum, G)`` and
+- ``batch_gradient(X, y, rows, P, cfg, sample_weight=None) -> (loss_sum, G)`` and
   ``apply_update(P, G, state, cfg, lr, t)``: the batch-level seam whose
   Python loop over an epoch's batches ``run_epoch`` equals.
+
+``sample_weight`` is None (unweighted) or a float64 C-contiguous array of
+weights: one per row, or, for K > 1 independent outputs (any loss but
+multinomial), one per row and output, indexed like a multi-output y
+(``i*K + k``; ``_validation.output_weights``). Each loss and derivative is
+multiplied by its weight (``_reference.losses``).
 
 They are imported lazily, so ``import fastgd`` does not pay for Numba's
 import or JIT.

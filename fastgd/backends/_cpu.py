@@ -220,7 +220,7 @@ def define_contract(namespace, dense, sparse, thread_runtime):
     """
     from . import dispatch_layout
 
-    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+    def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(), sample_weight=None):
         """One epoch of mini-batch gradient descent; see ``_reference.run_epoch``.
 
         A dense X runs on ``run.n_threads`` threads, sharing each batch of
@@ -233,21 +233,23 @@ def define_contract(namespace, dense, sparse, thread_runtime):
         """
         with usable_threads(run, thread_runtime) as run:
             epoch = dense.run_epoch_hogwild if run.hogwild else dense.run_epoch
-            return epoch(X, y, order, P, state, cfg, cpu_execution(run, cfg.batch_size), lr, t0)
+            return epoch(X, y, order, P, state, cfg, cpu_execution(run, cfg.batch_size), lr, t0,
+                         sample_weight)  # fmt: skip
 
     def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
-                         run=ExecutionConfig()):  # fmt: skip
+                         run=ExecutionConfig(), sample_weight=None):  # fmt: skip
         """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``."""
         return sparse.run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg,
-                                       cpu_execution(run, cfg.batch_size), lr, t0)  # fmt: skip
+                                       cpu_execution(run, cfg.batch_size), lr, t0,
+                                       sample_weight)  # fmt: skip
 
-    def batch_gradient(X, y, rows, P, cfg):
+    def batch_gradient(X, y, rows, P, cfg, sample_weight=None):
         """``(loss_sum, G)`` of the batch ``rows``; see ``_reference.batch_gradient``."""
-        return dense.batch_gradient(X, y, rows, P, cfg, SERIAL)
+        return dense.batch_gradient(X, y, rows, P, cfg, SERIAL, sample_weight)
 
-    def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
+    def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg, sample_weight=None):
         """:func:`batch_gradient` of the CSR matrix ``(data, indices, indptr)``."""
-        return sparse.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg)
+        return sparse.batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg, sample_weight)
 
     def apply_update(P, G, state, cfg, lr, t):
         """Update ``P`` and ``state`` in place from the mean gradient G; see ``_reference``.

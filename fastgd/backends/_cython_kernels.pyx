@@ -433,11 +433,23 @@ cdef inline double output_target(const floating[::1] y, Py_ssize_t i, Py_ssize_t
     return 1.0 if y[i] == k else 0.0
 
 
-cdef inline double outputs_loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g) noexcept nogil:
-    """Loss of row ``i`` with scores ``z`` over K > 1 outputs; writes dL/dz into ``g``.
+cdef inline double weigh(const double *sample_weight, Py_ssize_t i, double x) noexcept nogil:
+    """``x`` (a row's loss or derivative) times row ``i``'s weight; ``x`` itself without weights.
 
-    Multinomial is the softmax of the K scores; any other loss makes K
-    independent outputs, each with that loss of its own target, the loss
+    ``sample_weight`` is NULL (unweighted: one predictable branch per row,
+    the arithmetic unchanged) or the rows' float64 weights, indexed like y.
+    """
+    if sample_weight == NULL:
+        return x
+    return x * sample_weight[i]
+
+
+cdef inline double outputs_loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g, const double *sample_weight) noexcept nogil:
+    """Weighed loss of row ``i`` with scores ``z`` over K > 1 outputs; writes its dL/dz into ``g``.
+
+    Multinomial is the softmax of the K scores, weighed by the row's weight;
+    any other loss makes K independent outputs, each with that loss of its
+    own target and its own weight ``sample_weight[i*K + k]``, the loss
     returned being their mean (see the Numba twin).
     """
     cdef Py_ssize_t K = z.shape[0]
@@ -445,12 +457,15 @@ cdef inline double outputs_loss_dloss(const KernelConfig *cfg, double[::1] z, co
     cdef Py_ssize_t k
     cdef double value, slope
     if cfg.loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, <Py_ssize_t>y[i], g)
+        total = weigh(sample_weight, i, multinomial_loss_dloss(z, <Py_ssize_t>y[i], g))
+        for k in range(K):
+            g[k] = weigh(sample_weight, i, g[k])
+        return total
     for k in range(K):
         value = loss_and_derivative(cfg.loss, z[k], output_target(y, i, k, K, cfg.loss),
                                     cfg.epsilon, &slope)
-        total += value
-        g[k] = slope
+        total += weigh(sample_weight, i * K + k, value)
+        g[k] = weigh(sample_weight, i * K + k, slope)
     return total / K
 
 
@@ -738,9 +753,11 @@ cdef double finish_update(floating[:, ::1] P, floating[:, :, ::1] state, const K
 # z and g per chunk of a wave (at most WAVE_CHUNKS).
 
 
-cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g) except? -1 nogil:
+cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g, const double *sample_weight) except? -1 nogil:
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
+    Each row's loss and derivative are weighed by ``sample_weight`` (NULL:
+    unweighted, see ``weigh``).
     ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
     (``execution.prefetch``) announces the rows it will read a few steps ahead.
     Not inline: the threads and the one-thread loop of ``chunked_gradient``
@@ -782,8 +799,11 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
                 v2 = loss_and_derivative(loss, row_score(X, i2, p), y_i, epsilon, &s2)
                 y_i = y[i3]
                 v3 = loss_and_derivative(loss, row_score(X, i3, p), y_i, epsilon, &s3)
-                total += v0 + v1 + v2 + v3
-                add_four_rows(Gp, X, i0, i1, i2, i3, s0 * inv_m, s1 * inv_m, s2 * inv_m, s3 * inv_m)
+                total += (weigh(sample_weight, i0, v0) + weigh(sample_weight, i1, v1)
+                          + weigh(sample_weight, i2, v2) + weigh(sample_weight, i3, v3))
+                add_four_rows(Gp, X, i0, i1, i2, i3, weigh(sample_weight, i0, s0) * inv_m,
+                              weigh(sample_weight, i1, s1) * inv_m, weigh(sample_weight, i2, s2) * inv_m,
+                              weigh(sample_weight, i3, s3) * inv_m)
                 r += 4
         while r < stop:
             if execution.prefetch:
@@ -793,8 +813,8 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
             # where it can raise (row_score cannot).
             y_i = y[i]
             value = loss_and_derivative(loss, row_score(X, i, p), y_i, epsilon, &slope)
-            total += value
-            add_row(Gp, X, i, slope * inv_m)
+            total += weigh(sample_weight, i, value)
+            add_row(Gp, X, i, weigh(sample_weight, i, slope) * inv_m)
             r += 1
         return total
     for r in range(start, stop):
@@ -804,7 +824,7 @@ cdef double rows_gradient(const floating[:, ::1] X, const floating[::1] y, const
         y_i = y[i]
         for k in range(K):
             z[k] = row_score(X, i, &P[k, 0])
-        total += outputs_loss_dloss(cfg, z, y, i, g)
+        total += outputs_loss_dloss(cfg, z, y, i, g, sample_weight)
         for k in range(K):
             add_row(&G[k, 0], X, i, g[k] * inv_m)
     return total
@@ -827,7 +847,7 @@ cdef inline double add_chunks(double[:, ::1] G, double[:, :, ::1] parts, double[
     return total
 
 
-cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, int threads, double[:, :, ::1] scratch) except -1 nogil:
+cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t wave, Py_ssize_t wave_chunks, floating[:, ::1] P, double[:, :, ::1] parts, double[::1] losses, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, int threads, double[:, :, ::1] scratch, const double *sample_weight) except -1 nogil:
     """One wave of chunks' partial gradients on ``threads`` OpenMP threads.
 
     ``scratch[c]`` holds chunk c's own z and g, so threads never share them.
@@ -836,11 +856,11 @@ cdef int threaded_chunks(const floating[:, ::1] X, const floating[::1] y, const 
     for c in prange(wave_chunks, num_threads=threads, schedule="static"):
         first = start + (wave + c) * CHUNK_ROWS
         last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
-        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, scratch[c, 0], scratch[c, 1])
+        losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, scratch[c, 0], scratch[c, 1], sample_weight)
     return 0
 
 
-cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch) except? -1 nogil:
+cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, Py_ssize_t start, Py_ssize_t stop, floating[:, ::1] P, double[:, ::1] G, const KernelConfig *cfg, const CpuExecution *execution, double inv_m, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, const double *sample_weight) except? -1 nogil:
     """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
@@ -859,18 +879,18 @@ cdef inline double chunked_gradient(const floating[:, ::1] X, const floating[::1
     while wave < n_chunks:
         wave_chunks = n_parts if n_parts < n_chunks - wave else n_chunks - wave
         if threads > 1:
-            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, execution, inv_m, threads, scratch)
+            threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, execution, inv_m, threads, scratch, sample_weight)
         else:
             for c in range(wave_chunks):
                 first = start + (wave + c) * CHUNK_ROWS
                 last = first + CHUNK_ROWS if first + CHUNK_ROWS < stop else stop
-                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, z, g)
+                losses[c] = rows_gradient(X, y, order, first, last, P, parts[c], cfg, execution, inv_m, z, g, sample_weight)
         total += add_chunks(G, parts, losses, wave, wave_chunks)
         wave += n_parts
     return total
 
 
-cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y_i, floating *p, const KernelConfig *cfg, double lr, long long t) noexcept nogil:
+cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y_i, floating *p, const KernelConfig *cfg, double lr, long long t, const double *sample_weight) noexcept nogil:
     """Batch size 1 with plain SGD, fused: score, loss and update in two passes over the row.
 
     The same arithmetic as ``add_row`` + ``sgd_step``, without the
@@ -880,10 +900,12 @@ cdef inline double sgd_row_step(const floating[:, ::1] X, Py_ssize_t i, double y
     """
     cdef double slope
     cdef double value = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon, &slope)
+    value = weigh(sample_weight, i, value)
+    slope = weigh(sample_weight, i, slope)
     return value + sgd_step(p, &X[i, 0], slope, slope, X.shape[1], cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset))
 
 
-cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, const CpuExecution *execution, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates) except? -1 nogil:
+cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, const CpuExecution *execution, double lr, long long t0, Py_ssize_t first, Py_ssize_t last, Py_ssize_t stride, double[:, ::1] G, double[::1] z, double[::1] g, double[:, :, ::1] parts, double[::1] losses, int threads, double[:, :, ::1] scratch, long long *n_updates, const double *sample_weight) except? -1 nogil:
     """Batches ``first..last-1`` of the epoch: the sum of their mean losses.
 
     The updates made go to ``n_updates``. Update number ``t`` advances by
@@ -909,7 +931,7 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
             t += stride
-            value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t)
+            value = sgd_row_step(X, i, y[i], &P[0, 0], cfg, lr, t, sample_weight)
             if has_finish(cfg):
                 value += finish_update(P, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
             if not is_finite(value):
@@ -922,9 +944,9 @@ cdef double run_batches(const floating[:, ::1] X, const floating[::1] y, const i
         inv_m = 1.0 / (stop - start)
         if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
             # One pass over the batch (see _numba.run_batches).
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g)
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, sample_weight)
         else:
-            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses, threads, scratch)
+            batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses, threads, scratch, sample_weight)
         t += stride
         probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
         if not (is_finite(batch_loss) and is_finite(probe)):
@@ -954,6 +976,7 @@ def run_epoch(
     execution,
     double lr,
     long long t0,
+    const double[::1] sample_weight=None,
 ):
     """One epoch of mini-batch gradient descent over a dense X; see ``_reference.run_epoch``.
 
@@ -981,8 +1004,9 @@ def run_epoch(
     cdef double[:, :, ::1] scratch = np.empty((n_parts, 2, K))
     cdef double total
     cdef long long n_updates = 0
+    cdef const double *weights = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        total = run_batches(X, y, order, P, state, &config, &cpu, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, cpu.n_threads, scratch, &n_updates)
+        total = run_batches(X, y, order, P, state, &config, &cpu, lr, t0, 0, n_batches, 1, G, z, g, parts, losses, cpu.n_threads, scratch, &n_updates, weights)
     if not is_finite(total):
         return total, n_updates
     return total / n_batches, n_updates
@@ -998,6 +1022,7 @@ def run_epoch_hogwild(
     execution,
     double lr,
     long long t0,
+    const double[::1] sample_weight=None,
 ):
     """One epoch on ``execution.n_threads`` lock-free threads; see ``_numba.hogwild_kernel``.
 
@@ -1026,12 +1051,13 @@ def run_epoch_hogwild(
     cdef Py_ssize_t w
     cdef double total = 0.0
     cdef long long n_updates = 0
+    cdef const double *weights = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
         for w in prange(n_workers, num_threads=n_workers, schedule="static"):
             losses[w] = run_batches(
                 X, y, order, P, state, &config, &cpu, lr, t0 + w,
                 n_batches * w // n_workers, n_batches * (w + 1) // n_workers, n_workers,
-                G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, 1, no_scratch, &updates[w],
+                G[w], zg[w, 0], zg[w, 1], no_parts, no_losses, 1, no_scratch, &updates[w], weights,
             )
     for w in range(n_workers):
         total += losses[w]
@@ -1054,6 +1080,7 @@ def batch_gradient(
     floating[:, ::1] P,
     cfg,
     execution,
+    const double[::1] sample_weight=None,
 ):
     """``(loss_sum, G)`` of the batch ``rows``: the gradient ``run_batches`` computes for it.
 
@@ -1076,11 +1103,12 @@ def batch_gradient(
     cdef double[::1] losses = np.empty(n_parts)
     cdef double[:, :, ::1] scratch = np.empty((n_parts, 2, K))
     cdef double total
+    cdef const double *weights = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
         if m <= CHUNK_ROWS:
-            total = rows_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g)
+            total = rows_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g, weights)
         else:
-            total = chunked_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g, parts, losses, 1, scratch)
+            total = chunked_gradient(X, y, rows, 0, m, P, G, &config, &cpu, inv_m, z, g, parts, losses, 1, scratch, weights)
     return total, G_array
 
 
@@ -1194,14 +1222,14 @@ cdef inline int update_mode(const KernelConfig *cfg, const CpuExecution *executi
     return UPDATE_TOUCHED
 
 
-cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g) noexcept nogil:
-    """Loss of row ``i`` with scores ``z`` (targets from ``y``); writes dL/dz into ``g``."""
+cdef inline double loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g, const double *sample_weight) noexcept nogil:
+    """Weighed loss of row ``i`` with scores ``z`` (targets from ``y``); writes its dL/dz into ``g``."""
     cdef double dz
     if z.shape[0] > 1:
-        return outputs_loss_dloss(cfg, z, y, i, g)
+        return outputs_loss_dloss(cfg, z, y, i, g, sample_weight)
     cdef double loss = loss_and_derivative(cfg.loss, z[0], y[i], cfg.epsilon, &dz)
-    g[0] = dz
-    return loss
+    g[0] = weigh(sample_weight, i, dz)
+    return weigh(sample_weight, i, loss)
 
 
 cdef inline Py_ssize_t prefetch_ahead(const floating[::1] data, const sparse_index_t[::1] indices, const sparse_index_t[::1] indptr, const floating[::1] y, const index_t[::1] order, floating[:, ::1] P, Py_ssize_t r, Py_ssize_t n_rows) noexcept nogil:
@@ -1427,11 +1455,13 @@ def run_epoch_sparse(
     execution,
     double lr,
     long long t0,
+    const double[::1] sample_weight=None,
 ):
     """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
 
     ``execution`` is a ``_cpu.CpuExecution``: its ``sparse_update`` picks the
-    update mode (the CSR epoch always prefetches, and runs on one thread).
+    update mode (the CSR epoch always prefetches, and runs on one thread);
+    ``sample_weight`` is None or the rows' float64 weights (``weigh``).
 
     The CSR arrays, y and order may be read-only; P and state are updated in
     place, and hold the true parameters on return. The GIL is released for
@@ -1477,6 +1507,7 @@ def run_epoch_sparse(
     cdef double batch_loss = 0.0
     cdef double eta, inv_m, probe
     cdef bint diverged = False
+    cdef const double *weights = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
         for batch in range(n_batches):
             start = batch * batch_size
@@ -1492,7 +1523,7 @@ def run_epoch_sparse(
                     for e in range(lo, hi):
                         catch_up(P, indices[e], S, C, last_S, last_C)
                 predict_row_sparse(data, indices, lo, hi, P, scale, z)
-                batch_loss += loss_dloss(&config, z, y, i, g)
+                batch_loss += loss_dloss(&config, z, y, i, g, weights)
                 for k in range(K):
                     g[k] *= inv_m
                 if scaled:
@@ -1577,6 +1608,7 @@ def batch_gradient_sparse(
     const index_t[::1] rows,
     floating[:, ::1] P,
     cfg,
+    const double[::1] sample_weight=None,
 ):
     """``(loss_sum, G)`` of the CSR rows ``rows``: the gradient of the dense update mode.
 
@@ -1595,13 +1627,14 @@ def batch_gradient_sparse(
     cdef double inv_m = 1.0 / rows.shape[0]
     cdef double total = 0.0
     cdef Py_ssize_t r, i, k, lo, hi
+    cdef const double *weights = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
         for r in range(rows.shape[0]):
             i = rows[r]
             lo = indptr[i]
             hi = indptr[i + 1]
             predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
-            total += loss_dloss(&config, z, y, i, g)
+            total += loss_dloss(&config, z, y, i, g, weights)
             for k in range(K):
                 g[k] *= inv_m
             accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)

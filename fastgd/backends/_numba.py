@@ -384,6 +384,25 @@ def loss_and_derivative(loss, p, y, epsilon):
     return value + finite_probe(p), slope
 
 
+def weigh(sample_weight, i, x):
+    """``x`` (a row's loss or derivative) times row ``i``'s weight; ``x`` itself without weights.
+
+    ``sample_weight`` is None or a float64 array indexed like y. Picked by
+    its type when the kernel is compiled (see the overload): the unweighted
+    kernels keep their arithmetic and their speed, with no test per row.
+    """
+
+
+@overload(weigh, inline="always")
+def _weigh(sample_weight, i, x):
+    # An overload rather than `if sample_weight is None` in a jitted body:
+    # Numba prunes that branch in a function whose own argument is None,
+    # not inside an @overload's implementation (rows_four_at_a_time).
+    if isinstance(sample_weight, types.NoneType):
+        return lambda sample_weight, i, x: x
+    return lambda sample_weight, i, x: x * sample_weight[i]
+
+
 @_jit(inline="always")
 def is_regression(loss):
     """Whether ``loss`` (a code) is a regression loss, whose targets are real values."""
@@ -405,24 +424,30 @@ def output_target(y, i, k, K, loss):
 
 
 @_jit(inline="always")
-def outputs_loss_dloss(cfg, z, y, i, g):
-    """Loss of row ``i`` with scores ``z`` over K > 1 outputs; writes dL/dz into ``g``.
+def outputs_loss_dloss(cfg, z, y, i, g, sample_weight):
+    """Weighed loss of row ``i`` with scores ``z`` over K > 1 outputs; writes its dL/dz into ``g``.
 
-    Multinomial is the softmax of the K scores. Any other loss makes K
-    independent outputs, each with that loss of its own target
-    (:func:`output_target`): each output's derivative is its own loss's, so
-    every output trains as a single-output fit would, and the loss returned
-    is the mean over the outputs (that of K separate fits averaged).
+    Multinomial is the softmax of the K scores, weighed by the row's weight.
+    Any other loss makes K independent outputs, each with that loss of its
+    own target (:func:`output_target`) and its own weight
+    (``sample_weight[i*K + k]``: the weights of independent outputs are
+    indexed like a multi-output y, so that one-vs-rest's class weights can
+    differ by output): each output's derivative is its own loss's, so every
+    output trains as a single-output fit would, and the loss returned is the
+    mean over the outputs (that of K separate fits averaged).
     """
     K = z.shape[0]
     total = 0.0
     if cfg.loss == LOSS_MULTINOMIAL:
-        return multinomial_loss_dloss(z, int(y[i]), g)
+        total = weigh(sample_weight, i, multinomial_loss_dloss(z, int(y[i]), g))
+        for k in range(K):
+            g[k] = weigh(sample_weight, i, g[k])
+        return total
     for k in range(K):
         value, slope = loss_and_derivative(cfg.loss, z[k], output_target(y, i, k, K, cfg.loss),
                                            cfg.epsilon)  # fmt: skip
-        total += value
-        g[k] = slope
+        total += weigh(sample_weight, i * K + k, value)
+        g[k] = weigh(sample_weight, i * K + k, slope)
     return total / K
 
 
@@ -745,7 +770,7 @@ ROW_BLOCK_MIN = 32
 WAVE_CHUNKS = 64
 
 
-def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m):
+def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m, sample_weight):
     """The first rows of ``order[start:stop]`` four at a time, for float32 X: (loss sum, next row).
 
     Single-output ``rows_gradient``'s opening loop; G is already zero. For
@@ -755,7 +780,8 @@ def rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m):
     """
 
 
-def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, execution, inv_m):
+def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, execution, inv_m,
+                                 sample_weight):  # fmt: skip
     loss, epsilon = cfg.loss, cfg.epsilon
     total = 0.0
     r = start
@@ -768,24 +794,28 @@ def _rows_four_at_a_time_float32(X, y, order, start, stop, p, G, cfg, execution,
         v1, s1 = loss_and_derivative(loss, row_score(X, i1, p), y[i1], epsilon)
         v2, s2 = loss_and_derivative(loss, row_score(X, i2, p), y[i2], epsilon)
         v3, s3 = loss_and_derivative(loss, row_score(X, i3, p), y[i3], epsilon)
-        total += v0 + v1 + v2 + v3
-        add_four_rows(G, X, i0, i1, i2, i3, s0 * inv_m, s1 * inv_m, s2 * inv_m, s3 * inv_m)
+        total += (weigh(sample_weight, i0, v0) + weigh(sample_weight, i1, v1)
+                  + weigh(sample_weight, i2, v2) + weigh(sample_weight, i3, v3))  # fmt: skip
+        add_four_rows(G, X, i0, i1, i2, i3, weigh(sample_weight, i0, s0) * inv_m,
+                      weigh(sample_weight, i1, s1) * inv_m, weigh(sample_weight, i2, s2) * inv_m,
+                      weigh(sample_weight, i3, s3) * inv_m)  # fmt: skip
         r += 4
     return total, r
 
 
 @overload(rows_four_at_a_time, inline="always")
-def _rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m):
+def _rows_four_at_a_time(X, y, order, start, stop, p, G, cfg, execution, inv_m, sample_weight):
     if X.dtype == types.float32:
         return _rows_four_at_a_time_float32
-    return lambda X, y, order, start, stop, p, G, cfg, execution, inv_m: (0.0, start)
+    return lambda X, y, order, start, stop, p, G, cfg, execution, inv_m, sample_weight: (0.0, start)
 
 
 @_jit
-def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g):
+def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, sample_weight):
     """Sum of the losses of rows ``order[start:stop]``; G := inv_m · Σ their gradients.
 
-    ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
+    Each row's loss and derivative are weighed by ``sample_weight`` (None:
+    unweighted, see ``weigh``). ``z`` and ``g`` are scratch of one float per output. A shuffled epoch
     (``execution.prefetch``) announces the rows it will read a few steps ahead.
     """
     G[...] = 0.0
@@ -793,14 +823,15 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g):
     if P.shape[0] == 1:
         p, Gp = P[0], G[0]
         loss, epsilon = cfg.loss, cfg.epsilon
-        total, r = rows_four_at_a_time(X, y, order, start, stop, p, Gp, cfg, execution, inv_m)
+        total, r = rows_four_at_a_time(X, y, order, start, stop, p, Gp, cfg, execution, inv_m,
+                                       sample_weight)  # fmt: skip
         for r in range(r, stop):
             if execution.prefetch:
                 prefetch_dense_row(X, y, order, r)
             i = order[r]
             value, slope = loss_and_derivative(loss, row_score(X, i, p), y[i], epsilon)
-            total += value
-            add_row(Gp, X, i, slope * inv_m)
+            total += weigh(sample_weight, i, value)
+            add_row(Gp, X, i, weigh(sample_weight, i, slope) * inv_m)
         return total
     for r in range(start, stop):
         if execution.prefetch:
@@ -808,7 +839,7 @@ def rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g):
         i = order[r]
         for k in range(P.shape[0]):
             z[k] = row_score(X, i, P[k])
-        total += outputs_loss_dloss(cfg, z, y, i, g)
+        total += outputs_loss_dloss(cfg, z, y, i, g, sample_weight)
         for k in range(P.shape[0]):
             add_row(G[k], X, i, g[k] * inv_m)
     return total
@@ -832,18 +863,18 @@ def add_chunks(G, parts, losses, wave, wave_chunks):
 
 @_jit(parallel=True)
 def threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses, cfg, execution,
-                    inv_m):  # fmt: skip
+                    inv_m, sample_weight):  # fmt: skip
     """One wave of chunks' partial gradients on the threads (Numba's count, set by the caller)."""
     for c in prange(wave_chunks):
         first = start + (wave + c) * CHUNK_ROWS
         z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
         losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
-                                  parts[c], cfg, execution, inv_m, z, g)  # fmt: skip
+                                  parts[c], cfg, execution, inv_m, z, g, sample_weight)  # fmt: skip
 
 
 @_jit(inline="always")
 def chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g, parts, losses,
-                     threads):  # fmt: skip
+                     threads, sample_weight):  # fmt: skip
     """``rows_gradient`` of a batch of more than CHUNK_ROWS rows, chunk by chunk.
 
     Each chunk of CHUNK_ROWS rows is summed into a partial gradient of its
@@ -862,16 +893,17 @@ def chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g
             for c in range(wave_chunks):
                 first = start + (wave + c) * CHUNK_ROWS
                 losses[c] = rows_gradient(X, y, order, first, min(first + CHUNK_ROWS, stop), P,
-                                          parts[c], cfg, execution, inv_m, z, g)  # fmt: skip
+                                          parts[c], cfg, execution, inv_m, z, g,
+                                          sample_weight)  # fmt: skip
         else:
             threaded_chunks(X, y, order, start, stop, wave, wave_chunks, P, parts, losses,
-                            cfg, execution, inv_m)  # fmt: skip
+                            cfg, execution, inv_m, sample_weight)  # fmt: skip
         total += add_chunks(G, parts, losses, wave, wave_chunks)
     return total
 
 
 @_jit(inline="always")
-def sgd_row_step(X, i, y_i, p, cfg, lr, t):
+def sgd_row_step(X, i, y_i, p, cfg, lr, t, sample_weight):
     """Batch size 1 with plain SGD, fused: score, loss and update in two passes over the row.
 
     The same arithmetic as ``add_row`` + ``sgd_step``, without the
@@ -880,12 +912,14 @@ def sgd_row_step(X, i, y_i, p, cfg, lr, t):
     the update diverged (``sgd_step``'s probe added).
     """
     value, slope = loss_and_derivative(cfg.loss, row_score(X, i, p), y_i, cfg.epsilon)
+    value = weigh(sample_weight, i, value)
+    slope = weigh(sample_weight, i, slope)
     return value + sgd_step(p, X[i], slope, slope, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset))
 
 
 @_jit(inline="always")
 def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stride, G, z, g, parts,
-                losses, threads):  # fmt: skip
+                losses, threads, sample_weight):  # fmt: skip
     """Batches ``first..last-1`` of the epoch: (sum of their mean losses, updates made).
 
     Update number ``t`` advances by ``stride`` per update (1, or the thread
@@ -909,7 +943,7 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
                 prefetch_dense_row(X, y, order, start)
             i = order[start]
             t += stride
-            value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t)
+            value = sgd_row_step(X, i, y[i], P[0], cfg, lr, t, sample_weight)
             if has_finish(cfg):
                 value += finish_update(P, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
             if not is_finite(value):
@@ -922,10 +956,11 @@ def run_batches(X, y, order, P, state, cfg, execution, lr, t0, first, last, stri
         if stop - start <= CHUNK_ROWS or parts.shape[0] == 0:
             # One pass over the batch: the common case, tested here rather
             # than inside chunked_gradient (20% faster at batch size 8).
-            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g)
+            batch_loss = rows_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z, g,
+                                       sample_weight)  # fmt: skip
         else:
             batch_loss = chunked_gradient(X, y, order, start, stop, P, G, cfg, execution, inv_m, z,
-                                          g, parts, losses, threads)  # fmt: skip
+                                          g, parts, losses, threads, sample_weight)  # fmt: skip
         t += stride
         probe = apply_update(P, G, state, cfg, learning_rate(lr, t, cfg.power_t, cfg.t_offset), t)
         if not (is_finite(batch_loss) and is_finite(probe)):
@@ -945,7 +980,7 @@ def batch_count(n_rows, cfg):
 
 
 @_jit
-def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads):
+def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads, sample_weight):
     """The compiled epoch of :func:`run_epoch`."""
     n_batches = batch_count(order.shape[0], cfg)
     # float64 whatever the dtype: a float32 sum of a batch's rows would not
@@ -957,7 +992,7 @@ def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads):
     losses = np.empty(parts.shape[0])
     total, n_updates = run_batches(
         X, y, order, P, state, cfg, execution, lr, t0, 0, n_batches, 1, G, z, g, parts, losses,
-        threads,
+        threads, sample_weight,
     )  # fmt: skip
     if not is_finite(total):
         return total, n_updates
@@ -965,7 +1000,7 @@ def epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, threads):
 
 
 @_jit(parallel=True)
-def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0):
+def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0, sample_weight):
     """The compiled epoch of :func:`run_epoch_hogwild`.
 
     Hogwild (Niu et al., 2011): each thread runs its own contiguous share of
@@ -987,7 +1022,7 @@ def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0):
         losses[w], updates[w] = run_batches(
             X, y, order, P, state, cfg, execution, lr, t0 + w,
             n_batches * w // n_workers, n_batches * (w + 1) // n_workers,
-            n_workers, G, z, g, no_parts, np.empty(0), None,
+            n_workers, G, z, g, no_parts, np.empty(0), None, sample_weight,
         )  # fmt: skip
     total = losses.sum()
     if not is_finite(total):
@@ -995,23 +1030,25 @@ def hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0):
     return total / n_batches, updates.sum()
 
 
-def run_epoch(X, y, order, P, state, cfg, execution, lr, t0):
+def run_epoch(X, y, order, P, state, cfg, execution, lr, t0, sample_weight=None):
     """One epoch of mini-batch gradient descent over a dense X; see ``_reference.run_epoch``.
 
-    ``execution`` is a ``_cpu.CpuExecution``. Batches of more than
+    ``execution`` is a ``_cpu.CpuExecution``; ``sample_weight`` None or the
+    rows' float64 weights. Batches of more than
     CHUNK_ROWS rows have their gradient computed by ``execution.n_threads``
     threads, with the same result for any count.
     """
     if execution.n_threads == 1:
-        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, None)
+        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, None, sample_weight)
     with numba_threads(execution.n_threads):
-        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, execution.n_threads)
+        return epoch_kernel(X, y, order, P, state, cfg, execution, lr, t0, execution.n_threads,
+                            sample_weight)  # fmt: skip
 
 
-def run_epoch_hogwild(X, y, order, P, state, cfg, execution, lr, t0):
+def run_epoch_hogwild(X, y, order, P, state, cfg, execution, lr, t0, sample_weight=None):
     """One epoch on ``execution.n_threads`` lock-free threads; see ``hogwild_kernel``."""
     with numba_threads(execution.n_threads):
-        return hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0)
+        return hogwild_kernel(X, y, order, P, state, cfg, execution, lr, t0, sample_weight)
 
 
 @contextlib.contextmanager
@@ -1035,7 +1072,7 @@ def numba_threads(n_threads):
 
 
 @_jit
-def batch_gradient(X, y, rows, P, cfg, execution):
+def batch_gradient(X, y, rows, P, cfg, execution, sample_weight):
     """``(loss_sum, G)`` of the batch ``rows``: the gradient ``run_batches`` computes for it.
 
     ``G`` (float64, the shape of P) is the mean gradient of the loss alone,
@@ -1047,12 +1084,12 @@ def batch_gradient(X, y, rows, P, cfg, execution):
     G = np.empty(P.shape)
     z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
     if m <= CHUNK_ROWS:
-        return rows_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g), G
+        return rows_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g, sample_weight), G
     n_chunks = (m + CHUNK_ROWS - 1) // CHUNK_ROWS
     parts = np.empty((min(n_chunks, WAVE_CHUNKS),) + P.shape)
     losses = np.empty(parts.shape[0])
     total = chunked_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g, parts, losses,
-                             None)  # fmt: skip
+                             None, sample_weight)  # fmt: skip
     return total, G
 
 

@@ -54,6 +54,7 @@ from ._numba import (
     outputs_loss_dloss,
     prefetch_to_l1,
     update_output,
+    weigh,
 )
 
 UPDATE_DENSE, UPDATE_SCALED, UPDATE_CUMULATIVE, UPDATE_TOUCHED = range(4)
@@ -85,13 +86,13 @@ def update_mode(cfg, execution):
 
 
 @_jit(inline="always")
-def loss_dloss(cfg, z, y, i, g):
-    """Loss of row ``i`` with scores ``z`` (targets from ``y``); writes dL/dz into ``g``."""
+def loss_dloss(cfg, z, y, i, g, sample_weight):
+    """Weighed loss of row ``i`` with scores ``z`` (targets from ``y``); writes its dL/dz into ``g``."""
     if z.shape[0] > 1:
-        return outputs_loss_dloss(cfg, z, y, i, g)
+        return outputs_loss_dloss(cfg, z, y, i, g, sample_weight)
     loss, dz = loss_and_derivative(cfg.loss, z[0], y[i], cfg.epsilon)
-    g[0] = dz
-    return loss
+    g[0] = weigh(sample_weight, i, dz)
+    return weigh(sample_weight, i, loss)
 
 
 @_jit(inline="always")
@@ -332,11 +333,13 @@ def dense_update(P, G, state, cfg, eta, t):
 
 
 @_jit
-def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, lr, t0):
+def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, lr, t0,
+                     sample_weight):  # fmt: skip
     """One epoch over the CSR rows ``order``; see ``_reference_sparse.run_epoch_sparse``.
 
     ``execution`` is a ``_cpu.CpuExecution``: its ``sparse_update`` picks the
-    update mode (the CSR epoch always prefetches, and runs on one thread).
+    update mode (the CSR epoch always prefetches, and runs on one thread);
+    ``sample_weight`` is None or the rows' float64 weights (``weigh``).
     """
     n_rows = order.shape[0]
     batch_size = cfg.batch_size
@@ -388,7 +391,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
                 for e in range(lo, hi):
                     catch_up(P, indices[e], S, C, last_S, last_C)
             predict_row_sparse(data, indices, lo, hi, P, scale, z)
-            batch_loss += loss_dloss(cfg, z, y, i, g)
+            batch_loss += loss_dloss(cfg, z, y, i, g, sample_weight)
             for k in range(K):
                 g[k] *= inv_m
             if scaled:
@@ -469,7 +472,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
 
 
 @_jit
-def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
+def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg, sample_weight):
     """``(loss_sum, G)`` of the CSR rows ``rows``: the gradient of the dense update mode.
 
     The row loop of ``run_epoch_sparse`` with ``UPDATE_DENSE`` (true weights,
@@ -489,7 +492,7 @@ def batch_gradient_sparse(data, indices, indptr, y, rows, P, cfg):
         lo = indptr[i]
         hi = indptr[i + 1]
         predict_row_sparse(data, indices, lo, hi, P, 1.0, z)
-        total += loss_dloss(cfg, z, y, i, g)
+        total += loss_dloss(cfg, z, y, i, g, sample_weight)
         for k in range(K):
             g[k] *= inv_m
         accumulate_row_sparse(data, indices, lo, hi, g, G, no_touched, 0, no_seen, False)

@@ -164,25 +164,49 @@ def batch_targets(y, rows, n_outputs, loss):
     return (y[rows][:, None] == np.arange(n_outputs)).astype(y.dtype)
 
 
-def losses(Z, y, cfg):
+def losses(Z, y, cfg, w=None):
     """Per-row loss and ``dL/dZ`` of the scores ``Z`` (one row per sample, one column per output).
 
-    ``y`` is :func:`batch_targets`'s. With K > 1 independent outputs (every
-    loss but multinomial), each output's derivative is its own loss's and a
-    row's loss is the mean over the outputs: K separate fits' losses averaged.
+    ``y`` is :func:`batch_targets`'s and ``w`` :func:`batch_weights`'s
+    (None: unweighted): each loss and derivative is multiplied by its
+    weight. With K > 1 independent outputs (every loss but multinomial),
+    each output's derivative is its own loss's (and each output has a
+    weight of its own) and a row's loss is the mean over the outputs: K
+    separate fits' losses averaged.
 
     The loss of a row with a score that is not finite is NaN: a score that
     overflowed is divergence whatever the loss makes of it (the hinge and
     log losses of an infinite score are finite, 0, and their gradient 0,
-    which would stop learning without a word).
+    which would stop learning without a word), and whatever its weight.
     """
     if y.ndim == 2:
         parts = [LOSS_FUNCTIONS[cfg.loss](Z[:, k : k + 1], y[:, k], cfg) for k in range(Z.shape[1])]
-        loss = sum(part[0] for part in parts) / Z.shape[1]
+        values = np.column_stack([part[0] for part in parts])
         dZ = np.hstack([part[1] for part in parts])
+        if w is not None:
+            values, dZ = w * values, w * dZ
+        loss = values.sum(axis=1) / Z.shape[1]
     else:
         loss, dZ = LOSS_FUNCTIONS[cfg.loss](Z, y, cfg)
+        if w is not None:
+            loss, dZ = w * loss, w[:, None] * dZ
     return np.where(np.isfinite(Z).all(axis=1), loss, np.nan), dZ
+
+
+def batch_weights(sample_weight, rows, n_outputs, loss):
+    """The weights of the rows ``rows``, laid out as :func:`batch_targets` lays out the targets.
+
+    None without weights; shape (m,) for one output or multinomial's K
+    scores; (m, K) for K independent outputs, whose weights are indexed like
+    a multi-output y (output ``k`` of row ``i`` is ``sample_weight[i·K + k]``),
+    so that one-vs-rest's class weights can differ by output.
+    """
+    if sample_weight is None:
+        return None
+    if n_outputs == 1 or loss == LOSS_MULTINOMIAL:
+        return sample_weight[rows]
+    return sample_weight.reshape(-1, n_outputs)[rows]
+
 
 # --- optimizers: in-place update of parameters p and moments s (slots 0 and 1) --
 
@@ -310,8 +334,8 @@ def batch_bounds(n_rows, batch_size, drop_last):
     return bounds
 
 
-def batch_gradient(X, y, rows, P, cfg):
-    """Sum of the losses of the rows ``rows`` and their mean gradient, penalty excluded.
+def batch_gradient(X, y, rows, P, cfg, sample_weight=None):
+    """Sum of the (weighted) losses of the rows ``rows`` and their mean gradient, penalty excluded.
 
     Parameters
     ----------
@@ -321,13 +345,16 @@ def batch_gradient(X, y, rows, P, cfg):
     rows : ndarray of shape (m,), integer row indices of the batch
     P : ndarray of shape (K, n_features + 1)
     cfg : KernelConfig
+    sample_weight : ndarray of shape (n_samples,), float64, or None
+        Row ``i``'s loss and gradient are multiplied by ``sample_weight[i]``
+        (None: every weight 1). The mean stays over the m rows: ``1/m Σ w_i ∂L_i``.
 
     Returns
     -------
     loss_sum : float
-        ``Σ L(z_i, y_i)`` over the batch's rows.
+        ``Σ w_i L(z_i, y_i)`` over the batch's rows.
     G : ndarray of shape (K, n_features + 1), float64
-        ``1/m Σ ∂L/∂P``: the weights' columns, then the intercept column,
+        ``1/m Σ w_i ∂L_i/∂P``: the weights' columns, then the intercept column,
         which holds the mean ``∂L/∂z`` whether or not the intercept is fitted
         (:func:`apply_update` decides what is stepped).
     """
@@ -336,7 +363,7 @@ def batch_gradient(X, y, rows, P, cfg):
     Xb = X[rows].astype(np.float64)
     yb = batch_targets(y, rows, P.shape[0], cfg.loss).astype(np.float64)
     W, b = P[:, :-1].T, P[:, -1]
-    loss, dZ = losses(Xb @ W + b, yb, cfg)
+    loss, dZ = losses(Xb @ W + b, yb, cfg, batch_weights(sample_weight, rows, P.shape[0], cfg.loss))
     m = len(rows)
     G = np.empty(P.shape)
     G[:, :-1] = (Xb.T @ dZ / m).T
@@ -421,7 +448,7 @@ def diverged_loss(batch_loss, finite):
     return batch_loss if finite else batch_loss + np.nan
 
 
-def run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=False):
+def run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight=None, lazy_columns=False):
     """The epoch of :func:`run_epoch`, for a dense X or a scipy CSR one alike.
 
     Its definition: :func:`batch_gradient` and :func:`apply_update` over the
@@ -432,7 +459,7 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=False):
     batch_losses = []
     t = t0
     for start, stop in batch_bounds(len(order), cfg.batch_size, cfg.drop_last):
-        loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg)
+        loss_sum, G = batch_gradient(X, y, order[start:stop], P, cfg, sample_weight)
         batch_loss = loss_sum / (stop - start)
         t += 1
         columns = batch_columns(X, order[start:stop]) if lazy_columns else None
@@ -444,7 +471,7 @@ def run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=False):
 
 
 @dispatch_layout("run_epoch_sparse")
-def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
+def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig(), sample_weight=None):
     """Run one epoch of mini-batch gradient descent over the rows ``X[order]``.
 
     Parameters
@@ -463,11 +490,15 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     run : ExecutionConfig
         How the epoch runs. The reference runs one thread whatever it says,
         and reads only ``sparse_update`` (of a CSR X).
+    sample_weight : ndarray of shape (n_samples,), float64, or None
+        Per-row weights, indexed like y (:func:`batch_gradient`); None is
+        the unweighted epoch.
 
     Returns
     -------
     mean_loss : float
-        Mean over the epoch's batches of the batch's mean loss, each measured
+        Mean over the epoch's batches of the batch's mean (weighted) loss
+        ``Σ w_i L_i / m``, each measured
         with the parameters the batch saw (before its update).
     n_updates : int
 
@@ -479,7 +510,7 @@ def run_epoch(X, y, order, P, state, cfg, lr, t0, run=ExecutionConfig()):
     state are left as that update made them (the engine restores the
     epoch's start).
     """
-    return run_batches(X, y, order, P, state, cfg, lr, t0)
+    return run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight)
 
 
 # The CSR twin of run_epoch lives in its own file; the backend exposes both.

@@ -20,6 +20,7 @@ from ._reference import (
     all_finite,
     batch_bounds,
     batch_targets,
+    batch_weights,
     diverged_loss,
     finish_update,
     learning_rate,
@@ -37,7 +38,7 @@ def as_csr(data, indices, indptr, n_features):
 
 
 def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
-                     run=ExecutionConfig()):  # fmt: skip
+                     run=ExecutionConfig(), sample_weight=None):  # fmt: skip
     """One epoch over the rows ``order`` of the CSR matrix ``(data, indices, indptr)``.
 
     The arguments after the three CSR arrays, the results and the in-place
@@ -51,11 +52,11 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, lr, t0,
         # for the cumulative L1 penalty, which a lazy update applies to the
         # batch's columns only (scikit-learn's rule on sparse input).
         lazy = run.sparse_update != SPARSE_DENSE
-        return run_batches(X, y, order, P, state, cfg, lr, t0, lazy_columns=lazy)
-    return run_epoch_touched(X, y, order, P, state, cfg, lr, t0)
+        return run_batches(X, y, order, P, state, cfg, lr, t0, sample_weight, lazy_columns=lazy)
+    return run_epoch_touched(X, y, order, P, state, cfg, lr, t0, sample_weight)
 
 
-def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
+def run_epoch_touched(X, y, order, P, state, cfg, lr, t0, sample_weight=None):
     """The lazy form of the adaptive and momentum optimizers, on a scipy CSR ``X``.
 
     Each batch's update is the dense update of ``run_epoch`` restricted to
@@ -77,7 +78,8 @@ def run_epoch_touched(X, y, order, P, state, cfg, lr, t0):
         rows = order[start:stop]
         Xb = X[rows].astype(np.float64)
         yb = batch_targets(y, rows, P.shape[0], cfg.loss).astype(np.float64)
-        loss, dZ = losses(Xb @ W + b, yb, cfg)
+        loss, dZ = losses(Xb @ W + b, yb, cfg,
+                          batch_weights(sample_weight, rows, P.shape[0], cfg.loss))  # fmt: skip
         batch_loss = loss.mean()
 
         m = stop - start
