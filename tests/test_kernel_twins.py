@@ -113,7 +113,7 @@ DEVIATIONS = {
     "log_loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER + "; " + SPELLED_OUT_MAX),
     "hinge_loss": deviation({BODY}, SPELLED_OUT_MAX),
     "loss_and_derivative": deviation({PARAMETERS, BODY}, OUT_POINTER),
-    "outputs_loss_dloss": deviation({PARAMETERS, BODY}, OUT_POINTER + "; sample_weight a pointer"),
+    "outputs_loss_dloss": deviation({BODY}, OUT_POINTER),
     "weigh": deviation({BODY}, (
         "Numba's is an @overload on the type of sample_weight (None compiles to x itself, "
         "no test per row); Cython tests a NULL pointer"

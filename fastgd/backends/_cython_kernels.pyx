@@ -415,6 +415,17 @@ cdef inline double loss_and_derivative(int loss, double p, double y, double epsi
     return value + finite_probe(p)
 
 
+cdef inline double weigh(const double *sample_weight, Py_ssize_t i, double x) noexcept nogil:
+    """``x`` (a row's loss or derivative) times row ``i``'s weight; ``x`` itself without weights.
+
+    ``sample_weight`` is NULL (unweighted: one predictable branch per row,
+    the arithmetic unchanged) or the rows' float64 weights, indexed like y.
+    """
+    if sample_weight == NULL:
+        return x
+    return x * sample_weight[i]
+
+
 cdef inline bint is_regression(int loss) noexcept nogil:
     """Whether ``loss`` (a code) is a regression loss, whose targets are real values."""
     return (loss == LOSS_SQUARED_ERROR or loss == LOSS_HUBER or loss == LOSS_EPSILON_INSENSITIVE
@@ -431,17 +442,6 @@ cdef inline double output_target(const floating[::1] y, Py_ssize_t i, Py_ssize_t
     if is_regression(loss):
         return y[i * K + k]
     return 1.0 if y[i] == k else 0.0
-
-
-cdef inline double weigh(const double *sample_weight, Py_ssize_t i, double x) noexcept nogil:
-    """``x`` (a row's loss or derivative) times row ``i``'s weight; ``x`` itself without weights.
-
-    ``sample_weight`` is NULL (unweighted: one predictable branch per row,
-    the arithmetic unchanged) or the rows' float64 weights, indexed like y.
-    """
-    if sample_weight == NULL:
-        return x
-    return x * sample_weight[i]
 
 
 cdef inline double outputs_loss_dloss(const KernelConfig *cfg, double[::1] z, const floating[::1] y, Py_ssize_t i, double[::1] g, const double *sample_weight) noexcept nogil:
