@@ -196,3 +196,15 @@ def wrap_run_epoch(monkeypatch, backend, wrapper):
         return wrapper(calls[0], real, X, y, order, P, state, cfg, lr, t0)
 
     monkeypatch.setattr(module, "run_epoch", run_epoch)
+
+
+# Fitting with integer weights equals fitting with the rows repeated (and
+# weight 0 with them removed) only for full-batch gradient descent: with
+# shuffled mini-batches a repeated row is a different sequence of updates
+# (other batches, other batch means), not the same update scaled.
+SAMPLE_WEIGHT_CHECKS = {
+    name: "shuffled mini-batches: a repeated row is another sequence of updates, not a "
+          "weighted one"
+    for name in ("check_sample_weight_equivalence_on_dense_data",
+                 "check_sample_weight_equivalence_on_sparse_data")
+}

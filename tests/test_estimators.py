@@ -28,6 +28,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fastgd
 from fastgd import MiniBatchClassifier, MiniBatchRegressor
 
+from support import SAMPLE_WEIGHT_CHECKS
+
 # Every usable backend, the NumPy reference included.
 BACKENDS = fastgd.available_backends()
 
@@ -68,16 +70,6 @@ DIVERGING_CHECKS = {
 }
 
 
-# Fitting with integer weights equals fitting with the rows repeated (and
-# weight 0 with them removed) only for full-batch gradient descent: with
-# shuffled mini-batches a repeated row is a different sequence of updates
-# (other batches, other batch means), not the same update scaled.
-SAMPLE_WEIGHT_CHECKS = {
-    name: "shuffled mini-batches: a repeated row is another sequence of updates, not a "
-          "weighted one"
-    for name in ("check_sample_weight_equivalence_on_dense_data",
-                 "check_sample_weight_equivalence_on_sparse_data")
-}
 # check_class_weight_classifiers weighs class 0 by 1000 on features of
 # scale 20: the weight multiplies the steps, and at the default constant
 # lr=0.01 plain SGD overshoots (the loss oscillates, the tol rule stops it
