@@ -191,20 +191,25 @@ def finite_probe(x):
 
 
 # --- losses: value and derivative with respect to the prediction p ----------
+# Plain @_jit, not inline="always": LLVM inlines these small functions
+# anyway, while Numba's own inlining copied each one into every place
+# loss_and_derivative is (six of them in the float32 kernel) and typed it
+# again there, which was half of a first fit's compilation (float64 19 s ->
+# 10 s, float32 49 s -> 25 s; docs/performance-notes.md).
 
 
-@_jit(inline="always")
+@_jit
 def squared_error_loss(p, y):
     r = p - y
     return 0.5 * r * r
 
 
-@_jit(inline="always")
+@_jit
 def squared_error_dloss(p, y):
     return p - y
 
 
-@_jit(inline="always")
+@_jit
 def huber_loss(p, y, epsilon):
     r = abs(p - y)
     if r <= epsilon:
@@ -212,7 +217,7 @@ def huber_loss(p, y, epsilon):
     return epsilon * r - 0.5 * epsilon * epsilon
 
 
-@_jit(inline="always")
+@_jit
 def huber_dloss(p, y, epsilon):
     r = p - y
     if abs(r) <= epsilon:
@@ -220,12 +225,12 @@ def huber_dloss(p, y, epsilon):
     return epsilon if r > 0.0 else -epsilon
 
 
-@_jit(inline="always")
+@_jit
 def epsilon_insensitive_loss(p, y, epsilon):
     return max(abs(p - y) - epsilon, 0.0)
 
 
-@_jit(inline="always")
+@_jit
 def epsilon_insensitive_dloss(p, y, epsilon):
     r = p - y
     if abs(r) <= epsilon:
@@ -233,7 +238,7 @@ def epsilon_insensitive_dloss(p, y, epsilon):
     return 1.0 if r > 0.0 else -1.0
 
 
-@_jit(inline="always")
+@_jit
 def log_loss_and_derivative(p, y):
     """log(1 + exp(-s·p)) with s = 2y − 1, and sigmoid(p) − y, from one exp.
 
@@ -248,18 +253,18 @@ def log_loss_and_derivative(p, y):
     return loss, sigmoid - y
 
 
-@_jit(inline="always")
+@_jit
 def hinge_loss(p, y):
     return max(1.0 - (2.0 * y - 1.0) * p, 0.0)
 
 
-@_jit(inline="always")
+@_jit
 def hinge_dloss(p, y):
     s = 2.0 * y - 1.0
     return -s if s * p <= 1.0 else 0.0
 
 
-@_jit(inline="always")
+@_jit
 def modified_huber_loss(p, y):
     z = (2.0 * y - 1.0) * p
     if z >= 1.0:
@@ -269,7 +274,7 @@ def modified_huber_loss(p, y):
     return -4.0 * z
 
 
-@_jit(inline="always")
+@_jit
 def modified_huber_dloss(p, y):
     s = 2.0 * y - 1.0
     z = s * p
@@ -280,7 +285,7 @@ def modified_huber_dloss(p, y):
     return -4.0 * s
 
 
-@_jit(inline="always")
+@_jit
 def squared_hinge_loss(p, y):
     r = 1.0 - (2.0 * y - 1.0) * p
     if r > 0.0:
@@ -288,7 +293,7 @@ def squared_hinge_loss(p, y):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def squared_hinge_dloss(p, y):
     s = 2.0 * y - 1.0
     r = 1.0 - s * p
@@ -297,7 +302,7 @@ def squared_hinge_dloss(p, y):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def perceptron_loss(p, y):
     z = (2.0 * y - 1.0) * p
     if z < 0.0:
@@ -305,13 +310,13 @@ def perceptron_loss(p, y):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def perceptron_dloss(p, y):
     s = 2.0 * y - 1.0
     return -s if s * p <= 0.0 else 0.0
 
 
-@_jit(inline="always")
+@_jit
 def squared_epsilon_insensitive_loss(p, y, epsilon):
     r = abs(y - p) - epsilon
     if r > 0.0:
@@ -319,7 +324,7 @@ def squared_epsilon_insensitive_loss(p, y, epsilon):
     return 0.0
 
 
-@_jit(inline="always")
+@_jit
 def squared_epsilon_insensitive_dloss(p, y, epsilon):
     r = y - p
     if r > epsilon:
