@@ -127,7 +127,8 @@ class RowOrder:
         epoch : int
             The epoch's number, counted from 0 over the model's life.
         shuffle : {True, False, 'batches'}
-            A permutation of the rows, the rows in the data's order, or the
+            A permutation of the rows (``_shuffle.permute``), the rows in
+            the data's order, or the
             data's contiguous ``batch_size`` batches in a random order (a
             last, partial batch stays last).
         batch_size : int
@@ -150,17 +151,20 @@ class RowOrder:
             self._rows, self._in_data_order = rows, False
         if shuffle is not False and (self._rng is None or self._rng.seed != seed):
             self._rng = EpochRNG(seed)
-        if shuffle == "batches":
+        if shuffle is True:
+            # The rows written once, in the epoch's permutation; its 64-bit
+            # seed is the first draw of the epoch's stream.
+            from ._shuffle import permute
+
+            permute(buffer, int(self._rng.at(epoch).bit_generator.random_raw()), rows)
+        elif shuffle == "batches":
             shuffled_batches(buffer, rows, batch_size, self._rng.at(epoch))
         elif not self._in_data_order:
-            # The one n-sized write of an epoch: the rows back in their order
-            # (a shuffle then permutes them), never the previous epoch's order.
+            # The rows back in their order, never the previous epoch's.
             if rows is None:
                 fill_identity(buffer)
             else:
                 buffer[:] = rows
-        if shuffle is True:
-            self._rng.at(epoch).shuffle(buffer)
         self._in_data_order = shuffle is False
         return buffer
 

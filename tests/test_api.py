@@ -347,8 +347,13 @@ def test_schedules_set_each_epochs_base_rate(monkeypatch, backend, schedule, exp
                                       if name not in ("constant", "adaptive")])  # fmt: skip
 def test_schedules_change_the_fit_and_match_between_backends(schedule, dtype):
     X, y = make_problem("huber", dtype)
+    # alpha only sets optimal's rate 1 / (alpha (t0 + t)): at the default
+    # 1e-4 its first steps are so long that float32's rounding grows past
+    # 1e-4 relative in a third of the row orders (40 seeds measured), which
+    # is chaos, not a backend's error; at 0.01 no seed's does.
     settings = dict(loss="huber", optimizer="momentum", lr=0.05, batch_size=7, epochs=4,
-                    decay=0.5, step_size=2, gamma=0.3, power_t=0.5, random_state=0)  # fmt: skip
+                    decay=0.5, step_size=2, gamma=0.3, power_t=0.5, alpha=0.01,
+                    random_state=0)  # fmt: skip
     fits = {name: fastgd.fit(X, y, schedule=schedule, backend=name, **settings)
             for name in ALL_BACKENDS}  # fmt: skip
     constant = fastgd.fit(X, y, schedule="constant", backend=REFERENCE_BACKEND, **settings)
