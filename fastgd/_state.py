@@ -127,7 +127,7 @@ class RowOrder:
         epoch : int
             The epoch's number, counted from 0 over the model's life.
         shuffle : {True, False, 'batches'}
-            A permutation of the rows (``_shuffle.permute``), the rows in
+            A permutation of the rows (``_compiled.permute``), the rows in
             the data's order, or the
             data's contiguous ``batch_size`` batches in a random order (a
             last, partial batch stays last).
@@ -154,7 +154,7 @@ class RowOrder:
         if shuffle is True:
             # The rows written once, in the epoch's permutation; its 64-bit
             # seed is the first draw of the epoch's stream.
-            from ._shuffle import permute
+            from ._compiled import permute
 
             permute(buffer, int(self._rng.at(epoch).bit_generator.random_raw()), rows)
         elif shuffle == "batches":

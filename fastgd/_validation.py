@@ -269,6 +269,19 @@ def _column(where, columns):
     return f"column {where} ({shown(columns[where])})"
 
 
+def _sum_in_one_read(a):
+    """The float64 sum of ``a``'s elements, at the cost of one read of ``a`` where it is large.
+
+    Compiled for large C-contiguous float arrays (``_compiled.finite_sum``);
+    NumPy's for the rest, which are small or about to be copied anyway.
+    """
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous and a.size >= 65536:
+        from ._compiled import finite_sum
+
+        return finite_sum(a)
+    return np.sum(a, dtype=np.float64)
+
+
 def _assert_all_finite(a, name, source=None, columns=None):
     """Refuse NaN and infinity in ``a``, the first located by row and column.
 
@@ -278,7 +291,7 @@ def _assert_all_finite(a, name, source=None, columns=None):
     """
     # One pass and no n-sized temporary: a sum is finite exactly when every
     # term is, unless it overflowed, which the exact check below tells apart.
-    if np.isfinite(np.sum(a, dtype=np.float64)):
+    if np.isfinite(_sum_in_one_read(a)):
         return
     for start in range(0, a.shape[0], 65536):
         block = a[start : start + 65536]

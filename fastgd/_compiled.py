@@ -1,23 +1,31 @@
-"""The row order of a shuffled epoch: a compiled Fisher-Yates shuffle, and its plain-Python twin.
+"""The engine's compiled passes outside the backends: the row order of a shuffled epoch, and the finiteness check.
 
-``Generator.shuffle`` of a million int32 row indices takes ~21 ms on the
-2-core machine the benchmarks run on, a quarter of a 4096-row-batch epoch
-over 1,000,000 x 64 float64 rows; :func:`permute` takes ~3 ms. It is the
-"inside-out" Fisher-Yates shuffle (Durstenfeld's, written while filling the
-buffer, so the rows are written once, not written and then swapped), drawing
-from SplitMix64 (Steele, Lea & Flood 2014), and prefetching the slot each
-step will touch a few steps ahead: past the caches (10,000,000 rows and
-more), the swaps' random accesses are what it waits on.
+This module imports Numba; ``_state`` and ``_validation`` import it on
+first use, not with fastgd.
+
+**The row permutation** (:func:`permute`). ``Generator.shuffle`` of a
+million int32 row indices takes ~21 ms on the 2-core machine the benchmarks
+run on, a quarter of a 4096-row-batch epoch over 1,000,000 x 64 float64
+rows; :func:`permute` takes ~4.5 ms. It is the "inside-out" Fisher-Yates
+shuffle (Durstenfeld's, written while filling the buffer, so the rows are
+written once, not written and then swapped), drawing from SplitMix64
+(Steele, Lea & Flood 2014), and prefetching the slot each step will touch a
+few steps ahead: past the caches (10,000,000 rows and more), the swaps'
+random accesses are what it waits on.
 
 ``j`` uniform in ``0..i`` is the high 64 bits of ``r · (i + 1)`` for a
 64-bit draw ``r`` (Lemire's multiply-shift, without the rejection step):
 each ``j`` is off the uniform probability by less than ``(i + 1) / 2**64``,
-under 1.2e-10 for the 2**31 rows of an int32 order.
+under 1.2e-10 for the 2**31 rows of an int32 order. The compiled function
+and :func:`permute_reference` (the specification, for the tests) give the
+same permutation for the same ``(seed, n)`` on any machine: integer
+arithmetic only.
 
-Both the compiled function and :func:`permute_reference` (the specification,
-for the tests) give the same permutation for the same ``(seed, n)``, on any
-machine: integer arithmetic only. This module imports Numba; ``_state``
-imports it when an epoch is first shuffled, not with fastgd.
+**The finiteness check** (:func:`finite_sum`): the float64 sum of an
+array's elements, finite exactly when every element is (or the sum
+overflowed, which the caller tells apart). One streaming read, as fast as
+the memory floor's (NumPy's ``sum`` of float32 in float64 converts through
+buffers, at twice the time of a read).
 """
 
 import numpy as np
@@ -117,3 +125,16 @@ def _permute(order, seed, rows):
             state, j = draw(state, u64(later + 1))
             ahead[k] = np.int64(j)
             prefetch_to_l1(order, ahead[k])
+
+
+@_jit
+def _finite_sum_1d(a):
+    total = 0.0
+    for k in range(a.shape[0]):
+        total += np.float64(a[k])
+    return total
+
+
+def finite_sum(a):
+    """The float64 sum of the elements of ``a`` (float32 or float64, C-contiguous), in one read."""
+    return _finite_sum_1d(a.reshape(-1))

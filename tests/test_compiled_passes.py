@@ -1,4 +1,5 @@
-"""shuffle=True's row order: the compiled shuffle (``fastgd._shuffle``) against its plain-Python twin."""
+"""The engine's compiled passes (``fastgd._compiled``): shuffle=True's row order against its
+plain-Python twin, and the one-read finiteness check of large inputs."""
 
 import collections
 import itertools
@@ -6,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from fastgd._shuffle import PREFETCH_AHEAD, permute, permute_reference
+import fastgd
+from fastgd._compiled import PREFETCH_AHEAD, finite_sum, permute, permute_reference
 from fastgd._state import RowOrder
 
 SIZES = [0, 1, 2, 3, PREFETCH_AHEAD - 1, PREFETCH_AHEAD, PREFETCH_AHEAD + 1, 100, 1000]
@@ -65,3 +67,37 @@ def test_an_epoch_over_some_rows_permutes_those_rows():
     rows = np.array([9, 3, 5, 11, 0, 2], dtype=np.int32)
     order = RowOrder().draw(1, 0, True, 2, 12, rows)
     np.testing.assert_array_equal(np.sort(order), np.sort(rows))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_sum_is_the_float64_sum(dtype):
+    a = np.random.default_rng(0).normal(size=(300, 7)).astype(dtype)
+    assert finite_sum(a) == pytest.approx(np.sum(a, dtype=np.float64), rel=1e-12)
+    # float32 values whose float32 sum would overflow: the float64 sum is finite.
+    big = np.full(100_000, 3e38, dtype=np.float32)
+    assert np.isfinite(finite_sum(big))
+
+
+@pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_inputs_with_one_bad_value_are_refused_naming_it(dtype, value, word):
+    # Past 65,536 elements the check is the compiled one.
+    X = np.ones((40_000, 3), dtype=dtype)
+    y = np.zeros(40_000)
+    X[39_999, 2] = value
+    with pytest.raises(ValueError, match=f"Input X contains {word} \\(the first at row 39999, column 2\\)"):
+        fastgd.fit(X, y, epochs=1)
+    X[39_999, 2] = 1.0
+    y_bad = np.zeros(70_000)
+    y_bad[12] = value
+    with pytest.raises(ValueError, match=f"Input y contains {word} \\(the first at index 12\\)"):
+        fastgd.fit(np.ones((70_000, 1), dtype=dtype), y_bad, epochs=1)
+
+
+def test_large_finite_values_whose_sum_overflows_are_accepted():
+    X = np.full((40_000, 2), 1e308)
+    assert not np.isfinite(finite_sum(X))
+    # Finite, though their sum is not: the exact check tells the two apart.
+    # (y = 0 from zero weights: every gradient is 0.)
+    result = fastgd.fit(X, np.zeros(40_000), epochs=1)
+    assert np.all(result.coef == 0.0)
