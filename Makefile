@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-startup bench-sparse clean
+.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-fit bench-startup bench-sparse clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ bench-speed: $(STAMP)
 # floor, float32 against float64, threads and hogwild (docs/performance-notes.md).
 bench-floor: $(STAMP)
 	$(PY) -m bench.floor
+
+# Whole fastgd.fit calls against the memory floor, Numba against Cython, on
+# the grid of issue 17 (about 10 minutes); writes docs/end_to_end.json
+# and rewrites README.md's end-to-end table from it.
+bench-fit: $(STAMP)
+	$(PY) -m bench.end_to_end --out docs --readme README.md
 
 # import time, first fit with Numba's cache cold and warm, memory of a fit.
 bench-startup: $(STAMP)

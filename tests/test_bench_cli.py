@@ -121,3 +121,41 @@ def test_sparse_bench_times_every_compiled_backend_and_sklearn(capsys):
     out = capsys.readouterr().out
     assert "machine:" in out and "checked:" in out
     assert "sklearn SGDClassifier" in out and "/ sklearn:" in out
+
+
+def test_end_to_end_reports_every_cell_and_rewrites_the_readme_table(tmp_path, capsys):
+    from bench import end_to_end
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{end_to_end.README_START}\nold\n{end_to_end.README_END}\nend\n")
+    end_to_end.main(["--sizes", "3000x8", "--dtypes", "float32", "--batch-sizes", "1", "8", "n",
+                     "--epochs", "2", "--repeats", "2", "--out", str(tmp_path),
+                     "--readme", str(readme)])  # fmt: skip
+    report = json.loads((tmp_path / "end_to_end.json").read_text())
+    problem = report["problems"]["3000x8 float32"]
+    backends = [b for b in ("numba", "cython") if b in fastgd.available_backends()]
+    for loss in ("squared_error", "log_loss"):
+        assert problem[f"{loss} checks"]["of_a_read"] > 0
+        for mode in ("True", "False", "'batches'"):
+            for batch_size in (1, 8, 3000):
+                for backend in backends:
+                    cell = problem[f"{loss} {mode}@{batch_size} {backend}"]
+                    assert cell["floor_share"] > 0 and len(cell["fit_seconds"]) == 2
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("end\n") and "old" not in text
+    assert text.count("| 3000 × 8 float32 |") == 6  # two losses x three shuffle modes
+    assert "checked:" in capsys.readouterr().out
+
+
+def test_the_readme_end_to_end_table_is_the_committed_figures():
+    # Generated, not pasted: docs/end_to_end.json is what `make bench-fit`
+    # wrote, and the README shows exactly its table.
+    from pathlib import Path
+
+    from bench import end_to_end
+
+    root = Path(__file__).resolve().parents[1]
+    figures = json.loads((root / "docs" / "end_to_end.json").read_text())
+    readme = (root / "README.md").read_text()
+    block = readme.split(end_to_end.README_START)[1].split(end_to_end.README_END)[0]
+    assert block.strip() == end_to_end.readme_table(figures).strip()
