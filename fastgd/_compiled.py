@@ -21,6 +21,12 @@ and :func:`permute_reference` (the specification, for the tests) give the
 same permutation for the same ``(seed, n)`` on any machine: integer
 arithmetic only.
 
+**The batch order** (:func:`batch_order`, ``shuffle='batches'``): the
+whole batches in the order of :func:`permute`'s permutation of their
+numbers, written in one compiled pass (NumPy's broadcast add and
+``Generator.permutation`` took ~1.8 ms per epoch at 1,000,000 rows in 4096-row
+batches, 5% of a float32 epoch). :func:`batch_order_reference` is its twin.
+
 **The finiteness check** (:func:`finite_sum`): the float64 sum of an
 array's elements, finite exactly when every element is (or the sum
 overflowed, which the caller tells apart). One streaming read, as fast as
@@ -125,6 +131,41 @@ def _permute(order, seed, rows):
             state, j = draw(state, u64(later + 1))
             ahead[k] = np.int64(j)
             prefetch_to_l1(order, ahead[k])
+
+
+def batch_order_reference(order, seed, batch_size, rows=None):
+    """Fill ``order`` with the rows' contiguous batches, in a random batch order from ``seed``.
+
+    The specification of :func:`batch_order`: the batches' numbers
+    permuted by :func:`permute_reference`; a last, partial batch stays last.
+    """
+    base = np.arange(order.shape[0]) if rows is None else np.asarray(rows)
+    n_whole = order.shape[0] // batch_size
+    picks = permute_reference(np.empty(n_whole, dtype=np.int64), seed)
+    whole = base[: n_whole * batch_size].reshape(n_whole, batch_size)
+    order[: n_whole * batch_size] = whole[picks].reshape(-1)
+    order[n_whole * batch_size :] = base[n_whole * batch_size :]
+    return order
+
+
+def batch_order(order, seed, batch_size, rows=None):
+    """The batch order of :func:`batch_order_reference`, compiled; ``order`` is returned."""
+    n_whole = order.shape[0] // batch_size
+    picks = permute(np.empty(n_whole, dtype=order.dtype), seed)
+    _batch_order(order, picks, batch_size, rows)
+    return order
+
+
+@_jit
+def _batch_order(order, picks, batch_size, rows):
+    n_whole = picks.shape[0]
+    for b in range(n_whole):
+        start = picks[b] * batch_size
+        out = b * batch_size
+        for k in range(batch_size):
+            order[out + k] = source(rows, start + k)
+    for i in range(n_whole * batch_size, order.shape[0]):
+        order[i] = source(rows, i)
 
 
 @_jit

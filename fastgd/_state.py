@@ -43,24 +43,17 @@ def fill_identity(order):
     order[n_full * width :] = np.arange(n_full * width, n)
 
 
-def shuffled_batches(order, rows, batch_size, rng):
+def shuffled_batches(order, rows, batch_size, seed):
     """Fill ``order`` with the rows' contiguous batches in a random batch order.
 
-    ``rows`` is None for ``0..n-1``. Only whole batches move: a last, partial
-    batch stays last, so the kernel's cut of ``order`` into ``batch_size``
-    pieces still falls on batch boundaries. Nothing n-sized is allocated.
+    ``rows`` is None for ``0..n-1``; ``seed`` a 64-bit integer. Only whole
+    batches move: a last, partial batch stays last, so the kernel's cut of
+    ``order`` into ``batch_size`` pieces still falls on batch boundaries.
+    Nothing n-sized is allocated (``_compiled.batch_order``).
     """
-    n_whole = order.shape[0] // batch_size
-    whole = order[: n_whole * batch_size].reshape(n_whole, batch_size)
-    picks = rng.permutation(n_whole)
-    if rows is None:
-        np.add((picks * batch_size)[:, None], np.arange(batch_size), out=whole,
-               casting="unsafe")  # fmt: skip
-        order[n_whole * batch_size :] = np.arange(n_whole * batch_size, order.shape[0])
-    else:
-        np.take(rows[: n_whole * batch_size].reshape(n_whole, batch_size), picks,
-                axis=0, out=whole)  # fmt: skip
-        order[n_whole * batch_size :] = rows[n_whole * batch_size :]
+    from ._compiled import batch_order
+
+    return batch_order(order, seed, batch_size, rows)
 
 
 def epoch_rng(seed, epoch):
@@ -128,9 +121,9 @@ class RowOrder:
             The epoch's number, counted from 0 over the model's life.
         shuffle : {True, False, 'batches'}
             A permutation of the rows (``_compiled.permute``), the rows in
-            the data's order, or the
-            data's contiguous ``batch_size`` batches in a random order (a
-            last, partial batch stays last).
+            the data's order, or the data's contiguous ``batch_size``
+            batches in a random order (``_compiled.batch_order``; a last,
+            partial batch stays last).
         batch_size : int
             The epoch's batch size, at most the number of rows.
         n_total : int
@@ -151,14 +144,16 @@ class RowOrder:
             self._rows, self._in_data_order = rows, False
         if shuffle is not False and (self._rng is None or self._rng.seed != seed):
             self._rng = EpochRNG(seed)
+        if shuffle is not False:
+            # The epoch's permutation (of the rows, or of the batches) is
+            # drawn from a 64-bit seed: the first draw of the epoch's stream.
+            epoch_seed = int(self._rng.at(epoch).bit_generator.random_raw())
         if shuffle is True:
-            # The rows written once, in the epoch's permutation; its 64-bit
-            # seed is the first draw of the epoch's stream.
             from ._compiled import permute
 
-            permute(buffer, int(self._rng.at(epoch).bit_generator.random_raw()), rows)
+            permute(buffer, epoch_seed, rows)
         elif shuffle == "batches":
-            shuffled_batches(buffer, rows, batch_size, self._rng.at(epoch))
+            shuffled_batches(buffer, rows, batch_size, epoch_seed)
         elif not self._in_data_order:
             # The rows back in their order, never the previous epoch's.
             if rows is None:

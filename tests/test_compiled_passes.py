@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd._compiled import PREFETCH_AHEAD, finite_sum, permute, permute_reference
+from fastgd._compiled import (
+    PREFETCH_AHEAD,
+    batch_order,
+    batch_order_reference,
+    finite_sum,
+    permute,
+    permute_reference,
+)
 from fastgd._state import RowOrder
 
 SIZES = [0, 1, 2, 3, PREFETCH_AHEAD - 1, PREFETCH_AHEAD, PREFETCH_AHEAD + 1, 100, 1000]
@@ -27,6 +34,19 @@ def test_compiled_permutation_is_the_reference_one(n, seed, with_rows, index_dty
     expected = permute_reference(np.empty(n, dtype=np.int64), seed, rows)
     np.testing.assert_array_equal(order, expected)
     np.testing.assert_array_equal(np.sort(order), np.sort(np.arange(n) if rows is None else rows))
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("with_rows", [False, True], ids=["all_rows", "some_rows"])
+@pytest.mark.parametrize("seed", SEEDS[:3])
+@pytest.mark.parametrize("n, batch_size", [(0, 1), (1, 1), (7, 7), (20, 5), (23, 5), (100, 1),
+                                           (1000, 3), (1000, 64)])  # fmt: skip
+def test_compiled_batch_order_is_the_reference_one(n, batch_size, seed, with_rows, index_dtype):
+    rows = np.arange(n, dtype=index_dtype)[::-1] * 3 + 7 if with_rows else None
+    order = np.full(n, -1, dtype=index_dtype)
+    assert batch_order(order, seed, batch_size, rows) is order
+    expected = batch_order_reference(np.empty(n, dtype=np.int64), seed, batch_size, rows)
+    np.testing.assert_array_equal(order, expected)
 
 
 def test_every_permutation_of_five_rows_is_about_equally_likely():
