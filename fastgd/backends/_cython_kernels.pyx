@@ -226,6 +226,16 @@ cdef inline double finite_probe(double x) noexcept nogil:
     return 0.0 if is_finite(x) else NAN
 
 
+cdef inline double not_finite(double x) noexcept nogil:
+    """1.0 for an infinite or NaN ``x``, 0.0 for a finite one (see ``_numba.not_finite``)."""
+    return 0.0 if is_finite(x) else 1.0
+
+
+cdef inline double count_probe(double count) noexcept nogil:
+    """The ``finite_probe`` of a ``not_finite`` count: 0.0 for none, NaN otherwise."""
+    return 0.0 if count == 0.0 else NAN
+
+
 # --- losses: value and derivative with respect to the prediction p ----------
 # Numba's ``max(x, 0.0)`` is Python's max, ``0.0 if 0.0 > x else x``; it is
 # written out so, which keeps a NaN loss NaN as in the Numba kernel.
@@ -361,10 +371,10 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     cdef Py_ssize_t k
     cdef double top = z[0]
     cdef double total
-    cdef double probe = finite_probe(z[0])
+    cdef double probe = not_finite(z[0])
     for k in range(1, z.shape[0]):
         top = z[k] if z[k] > top else top
-        probe += finite_probe(z[k])
+        probe += not_finite(z[k])
     total = 0.0
     for k in range(z.shape[0]):
         g[k] = exp(z[k] - top)
@@ -372,7 +382,7 @@ cdef inline double multinomial_loss_dloss(double[::1] z, Py_ssize_t code, double
     for k in range(z.shape[0]):
         g[k] /= total
     g[code] -= 1.0
-    return log(total) + top - z[code] + probe
+    return log(total) + top - z[code] + count_probe(probe)
 
 
 cdef inline double loss_and_derivative(int loss, double p, double y, double epsilon, double *dloss) noexcept nogil:
@@ -587,12 +597,12 @@ cdef inline double soft_threshold(double w, double threshold) noexcept nogil:
 
 
 cdef inline double moments_probe(const floating *p, const floating *s1, const floating *s2, Py_ssize_t n) noexcept nogil:
-    """The sum of ``finite_probe`` over the first ``n`` parameters and both moments."""
+    """The ``finite_probe`` of the first ``n`` parameters and both moments (from their ``not_finite`` count)."""
     cdef Py_ssize_t j
     cdef double probe = 0.0
     for j in range(n):
-        probe += finite_probe(p[j]) + finite_probe(s1[j]) + finite_probe(s2[j])
-    return probe
+        probe += not_finite(p[j]) + not_finite(s1[j]) + not_finite(s2[j])
+    return count_probe(probe)
 
 
 cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, double intercept_gradient, Py_ssize_t d, const KernelConfig *cfg, double eta) noexcept nogil:
@@ -613,15 +623,15 @@ cdef inline double sgd_step(floating *p, const gradient_t *g, double scale, doub
     if shrink > 0.0:
         for j in range(d):
             p[j] = soft_threshold(decay * p[j] - eta * (scale * g[j]), shrink)
-            probe += finite_probe(p[j])
+            probe += not_finite(p[j])
     else:
         for j in range(d):
             p[j] = decay * p[j] - eta * (scale * g[j])
-            probe += finite_probe(p[j])
+            probe += not_finite(p[j])
     if cfg.fit_intercept:
         p[d] -= eta * (intercept_gradient + cfg.intercept_drift)
-        probe += finite_probe(p[d])
-    return probe
+        probe += not_finite(p[d])
+    return count_probe(probe)
 
 
 cdef inline double update_output(floating *p, double *g, floating *s1, floating *s2, Py_ssize_t n, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
@@ -722,10 +732,10 @@ cdef inline double average_update(floating[:, ::1] P, floating[:, :, ::1] state,
         a = &state[SLOT_AVERAGE, k, 0]
         for j in range(d):
             a[j] += (scale * P[k, j] - a[j]) / n
-            probe += finite_probe(a[j])
+            probe += not_finite(a[j])
         a[d] += (P[k, d] - a[d]) / n
-        probe += finite_probe(a[d])
-    return probe
+        probe += not_finite(a[d])
+    return count_probe(probe)
 
 
 cdef double finish_update(floating[:, ::1] P, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t) noexcept nogil:
@@ -1372,12 +1382,12 @@ cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[
     cdef double step, gk, gb
     cdef double shrink = max(0.0, 1.0 - eta * cfg.l2)
     scale *= shrink
-    cdef double probe = finite_probe(scale)
+    cdef double probe = not_finite(scale)
     if fabs(scale) < MIN_SCALE:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale
-                probe += finite_probe(P[k, j])
+                probe += not_finite(P[k, j])
         scale = 1.0
     step = eta / scale
     for r in range(start, stop):
@@ -1386,15 +1396,15 @@ cdef inline double scaled_update(const floating[::1] data, const sparse_index_t[
             gk = step * gs[r - start, k]
             for e in range(indptr[i], indptr[i + 1]):
                 P[k, indices[e]] -= gk * data[e]
-                probe += finite_probe(P[k, indices[e]])
+                probe += not_finite(P[k, indices[e]])
     if cfg.fit_intercept:
         for k in range(K):
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
             P[k, d] -= eta * (gb + cfg.intercept_drift)
-            probe += finite_probe(P[k, d])
-    return scale + probe
+            probe += not_finite(P[k, d])
+    return scale + count_probe(probe)
 
 
 cdef inline double touched_update(floating[:, ::1] P, double[:, ::1] G, floating[:, :, ::1] state, const KernelConfig *cfg, double eta, long long t, Py_ssize_t[::1] touched, Py_ssize_t n_touched, unsigned char[::1] seen, floating[::1] pbuf, double[::1] gbuf, floating[::1] s1buf, floating[::1] s2buf) noexcept nogil:

@@ -46,11 +46,13 @@ from ._numba import (
     apply_update,
     average_update,
     batch_count,
+    count_probe,
     cumulative_l1_weight,
     finite_probe,
     is_finite,
     learning_rate,
     loss_and_derivative,
+    not_finite,
     outputs_loss_dloss,
     prefetch_to_l1,
     update_output,
@@ -254,12 +256,12 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
     d = P.shape[1] - 1
     shrink = max(0.0, 1.0 - eta * cfg.l2)
     scale *= shrink
-    probe = finite_probe(scale)
+    probe = not_finite(scale)
     if abs(scale) < MIN_SCALE:
         for k in range(K):
             for j in range(d):
                 P[k, j] *= scale
-                probe += finite_probe(P[k, j])
+                probe += not_finite(P[k, j])
         scale = 1.0
     step = eta / scale
     for r in range(start, stop):
@@ -268,15 +270,15 @@ def scaled_update(data, indices, indptr, order, start, stop, gs, P, cfg, eta, sc
             gk = step * gs[r - start, k]
             for e in range(indptr[i], indptr[i + 1]):
                 P[k, indices[e]] -= gk * data[e]
-                probe += finite_probe(P[k, indices[e]])
+                probe += not_finite(P[k, indices[e]])
     if cfg.fit_intercept:
         for k in range(K):
             gb = 0.0
             for r in range(stop - start):
                 gb += gs[r, k]
             P[k, d] -= eta * (gb + cfg.intercept_drift)
-            probe += finite_probe(P[k, d])
-    return scale + probe
+            probe += not_finite(P[k, d])
+    return scale + count_probe(probe)
 
 
 @_jit
