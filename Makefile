@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-fit bench-startup bench-sparse clean
+.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-fit bench-startup bench-sparse bench-cycles clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,12 @@ bench-startup: $(STAMP)
 # scikit-learn's SGDClassifier, rows/s at batch sizes 1 and 256.
 bench-sparse: $(STAMP)
 	$(PY) -m bench.sparse
+
+# What limits each cell: the kernels' cycles per row on rows in L1 against the
+# least their loads and multiply-adds need, and the memory floor in cycles
+# (docs/performance-notes.md, "What limits each"); writes bench/out/cycles.json.
+bench-cycles: $(STAMP)
+	$(PY) -m bench.cycles --out bench/out
 
 clean:
 	rm -rf $(VENV) build *.egg-info

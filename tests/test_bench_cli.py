@@ -147,6 +147,34 @@ def test_end_to_end_reports_every_cell_and_rewrites_the_readme_table(tmp_path, c
     assert "checked:" in capsys.readouterr().out
 
 
+def test_cycles_bench_reports_every_cell_against_its_least_cycles(tmp_path, capsys):
+    from bench import cycles
+
+    cycles.main(["--dtypes", "float32", "--widths", "8", "--batch-sizes", "1", "8",
+                 "--repeats", "1", "--visits", "4096", "--floor-rows", "1000",
+                 "--out", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "cycles.json").read_text())
+    assert report["clock_hz"] > 0 and report["floor_cycles"]["float32 d=8"] > 0
+    backends = [b for b in ("numba", "cython") if b in fastgd.available_backends()]
+    expected = {f"float32 d=8 {loss} bs{bs} {order} {backend}"
+                for loss in ("squared_error", "log_loss") for bs in (1, 8)
+                for order in ("sequential", "shuffled") for backend in backends}  # fmt: skip
+    assert set(report["cells"]) == expected
+    assert all(c["cycles_per_row"] > 0 and c["least_cycles"] > 0 for c in report["cells"].values())
+    assert "checked:" in capsys.readouterr().out
+
+
+def test_least_cycles_counts_the_rows_vectors():
+    from bench.cycles import least_cycles
+
+    # d = 63: 16 vectors of 4 (the intercept fills the last); batch size 1:
+    # 64 loads at 2 per cycle.
+    assert least_cycles(63, 1) == 32
+    # Batch size 16: the batch's 32 loads, 32 stores and 16 multiply-adds,
+    # shared by its 16 rows.
+    assert least_cycles(63, 16) == max((64 + 2) / 2, 16 + 2, (32 + 1) / 2)
+
+
 def test_the_readme_end_to_end_table_is_the_committed_figures():
     # Generated, not pasted: docs/end_to_end.json is what `make bench-fit`
     # wrote, and the README shows exactly its table.
