@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 demo: $(STAMP)
 	$(PY) -m bench.demo
 
+# One pytest worker per CPU, a test file per worker at a time: the files
+# share the Numba kernels they compile through the on-disk cache.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto --dist loadfile tests
 
 # The kernels with their bounds checks on, on a subset of the suite (a few
 # minutes; .ci/run runs it after `make test`). All of it happens in a copy of
@@ -50,7 +52,7 @@ test-debug: $(STAMP)
 		build_ext --inplace
 	cd $(DEBUG_DIR)/src && FASTGD_CYTHON_DEBUG=1 NUMBA_BOUNDSCHECK=1 \
 		NUMBA_CACHE_DIR=$(abspath $(DEBUG_DIR))/numba-cache PYTHONPATH=. \
-		$(abspath $(PY)) -m pytest -q $(DEBUG_TESTS) -k "$(DEBUG_SELECT)"
+		$(abspath $(PY)) -m pytest -q -n auto --dist loadfile $(DEBUG_TESTS) -k "$(DEBUG_SELECT)"
 
 # Batch size against speed and convergence: table, bench/out/results.json and
 # bench/out/scaling.png (the `test` extra holds the `bench` extra's packages).
