@@ -112,6 +112,12 @@ def _prefetch(locality, doc):
                 ),
             )  # fmt: skip
             flags = [ir.Constant(ir.IntType(32), value) for value in (0, locality, 1)]
+            if array_type.ndim == 1:
+                # An element: naturally aligned, it never straddles two lines,
+                # so one prefetch (the row loop below made two, and a loop
+                # around them, for each of a CSR row's weights).
+                builder.call(llvm_prefetch, [bytes_ptr] + flags)
+                return context.get_dummy_value()
             # One prefetch per 64 bytes of the row, and one at its last byte:
             # rows need not start on a cache line (NumPy aligns data to 16
             # bytes), and the line of a row's tail would be a demand miss.
