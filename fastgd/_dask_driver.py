@@ -65,7 +65,7 @@ class ClientExecutor:
     """A ``distributed.Client``: blocks stay on the workers that computed them.
 
     A task given a block's future is scheduled where that block lives; the
-    state it starts from is scattered to every worker once per round. A block
+    state it starts from travels with each task (it is small). A block
     lost with its worker is recomputed from its graph by the scheduler (and
     the tasks that needed it rerun, with the same inputs, so the same bits);
     one that cannot be recomputed raises a RuntimeError, never a partial
@@ -79,7 +79,11 @@ class ClientExecutor:
         return self.client.compute(tasks)
 
     def broadcast(self, value):
-        return self.client.scatter(value, broadcast=True, hash=False)
+        # The state (K × (n_features + 1) numbers) travels inside each task
+        # rather than through client.scatter(broadcast=True): a scatter to a
+        # cluster that has just lost a worker can wait on it, while a task
+        # that carries its inputs is simply rerun elsewhere.
+        return value
 
     def map(self, function, handles, *args):
         submit = self.client.submit
@@ -205,7 +209,7 @@ class AverageEpoch:
         state = trainer.train_state
         started = time.perf_counter()
         lr = trainer.learning_rate(state.n_epochs)
-        epoch_loss, epoch_rows = 0.0, 0
+        round_losses = []
         for round_ in range(self.rounds):
             shared = executor.broadcast(state)
             results = executor.gather(executor.map(
@@ -226,9 +230,10 @@ class AverageEpoch:
             state.P[...] = P
             state.optimizer_state[...] = moments
             state.n_updates += max(r[2] for r in results)
-            epoch_loss += loss * total
-            epoch_rows += total
-        loss = epoch_loss / epoch_rows
+            round_losses.append((loss, total))
+        # Weighted as the blocks are, so that one round's loss is the epoch's exactly.
+        epoch_rows = sum(total for _, total in round_losses)
+        loss = sum(total / epoch_rows * loss for loss, total in round_losses)
         growth = growth_past_bound(state, loss)
         if growth is not None:
             raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
