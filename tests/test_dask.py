@@ -233,3 +233,41 @@ def test_column_chunks_are_merged_and_unknown_chunk_sizes_resolved(client):
     unknown = frame.to_dask_array()
     assert np.isnan(unknown.shape[0])
     assert_same_bits(fastgd.dask.fit(unknown, y, **settings), expected)
+
+
+# --- the estimators ---------------------------------------------------------------
+
+
+def test_regressor_on_one_block_is_fastgd_fit_and_predicts_lazily(client):
+    X, y = make_problem("squared_error", np.float64, n=N)
+    model = fastgd.dask.MiniBatchRegressor(epochs=3, tol=None, random_state=4)
+    model.fit(blocks(X, 1), da.from_array(y, chunks=N))
+    expected = fastgd.fit(X, y, epochs=3, random_state=4)
+    assert np.array_equal(model.coef_, expected.coef)
+    X_blocks = blocks(X, 4)
+    predicted = model.predict(X_blocks)
+    assert isinstance(predicted, da.Array) and predicted.chunks[0] == X_blocks.chunks[0]
+    np.testing.assert_array_equal(predicted.compute(), expected.predict(X))
+    assert model.score(X_blocks, da.from_array(y, chunks=500)) == model.score(X, y)
+    assert model.get_params()["strategy"] == "average"
+
+
+def test_classifier_labels_probabilities_and_scores_blockwise(client):
+    X, codes = make_problem("multinomial", np.float64, n=N)
+    labels = np.array(["ant", "bee", "cat"])[codes]
+    X_blocks = blocks(X, 4)
+    model = fastgd.dask.MiniBatchClassifier(epochs=5, tol=None, random_state=0,
+                                            rounds_per_epoch=2)  # fmt: skip
+    model.fit(X_blocks, da.from_array(labels, chunks=500))
+    assert model.classes_.tolist() == ["ant", "bee", "cat"]
+    proba = model.predict_proba(X_blocks)
+    assert isinstance(proba, da.Array) and proba.shape == (N, 3)
+    np.testing.assert_allclose(proba.compute().sum(axis=1), 1.0)
+    assert model.decision_function(X_blocks).shape == (N, 3)
+    assert model.score(X_blocks, labels) > 0.8
+
+
+def test_estimator_only_settings_are_refused(client):
+    X, y = make_problem("squared_error", np.float64, n=100)
+    with pytest.raises(ValueError, match="early_stopping=True"):
+        fastgd.dask.MiniBatchRegressor(early_stopping=True).fit(blocks(X, 2), y)
