@@ -43,14 +43,15 @@ class _DaskEstimator:
         The estimator-only ones (early stopping, class weights, warm start,
         progress) are not distributed: anything but their default is refused.
         """
-        own = table(self._entry)
-        for name, row in own.items():
-            if name not in table(DASK_FIT) and getattr(self, name) != row.default:
+        # The estimator's own checks first (its losses, its defaults).
+        own = self._settings()
+        for name, row in table(self._entry).items():
+            if name not in table(DASK_FIT) and own[name] != row.default:
                 raise ValueError(
                     f"{type(self).__name__} on Dask does not support {name}="
                     f"{getattr(self, name)!r}; leave it at its default, {row.default!r}."
                 )
-        given = {name: getattr(self, name) for name in own if name in table(DASK_FIT)}
+        given = {name: own[name] for name in table(self._entry) if name in table(DASK_FIT)}
         given.update({name: getattr(self, name) for name in DRIVER_SETTINGS})
         return check_settings(DASK_FIT, {**given, **engine})
 
@@ -90,6 +91,25 @@ class _DaskEstimator:
         return super().score(X, y, sample_weight)
 
 
+def _lazy(what, shape):
+    """Decorator: the numpydoc docstring of a prediction method that is lazy on dask X."""
+
+    def decorate(method):
+        method.__doc__ = f"""{what}; a lazy dask array (``map_blocks``) for a dask X.
+
+        Parameters
+        ----------
+        X : dask array or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        dask array or ndarray of shape {shape}
+        """
+        return method
+
+    return decorate
+
+
 def _signature(base):
     """``base.__init__``'s keywords plus the driver's: what scikit-learn's get_params reads."""
     parameters = list(inspect.signature(base.__init__).parameters.values())
@@ -123,17 +143,8 @@ class MiniBatchRegressor(_DaskEstimator, _estimators.MiniBatchRegressor):
         """
         return self._train(X, y)
 
+    @_lazy("Predicted targets", "(n_samples,) or (n_samples, n_outputs)")
     def predict(self, X):
-        """Predicted targets; lazy (``map_blocks``) for a dask X.
-
-        Parameters
-        ----------
-        X : dask array or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        dask array or ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        """
         return self._blockwise("predict", X, None if self.coef_.ndim == 1 else len(self.coef_))
 
 
@@ -160,9 +171,9 @@ class MiniBatchClassifier(_DaskEstimator, _estimators.MiniBatchClassifier):
         -------
         self
         """
-        from ._dask_data import as_dask_array
-
         import dask.array as da
+
+        from ._dask_data import as_dask_array
 
         y = as_dask_array(y, "y")
         self.classes_ = _estimators.check_class_count(da.unique(y).compute())
@@ -172,45 +183,20 @@ class MiniBatchClassifier(_DaskEstimator, _estimators.MiniBatchClassifier):
         loss, _, _ = self._engine_setup(None)
         return self._train(X, codes, loss=loss, n_classes=len(self.classes_))
 
+    @_lazy("Scores (positive means ``classes_[1]`` for two classes)",
+           "(n_samples,) or (n_samples, n_classes)")
     def decision_function(self, X):
-        """Scores; lazy (``map_blocks``) for a dask X. See :class:`fastgd.MiniBatchClassifier`.
-
-        Parameters
-        ----------
-        X : dask array or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        dask array or ndarray of shape (n_samples,) or (n_samples, n_classes)
-        """
         return self._blockwise("decision_function", X,
                                None if len(self.classes_) == 2 else len(self.classes_))  # fmt: skip
 
+    @_lazy("Predicted labels, from ``classes_``", "(n_samples,)")
     def predict(self, X):
-        """Predicted labels; lazy (``map_blocks``) for a dask X.
-
-        Parameters
-        ----------
-        X : dask array or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        dask array or ndarray of shape (n_samples,)
-        """
         return self._blockwise("predict", X, None)
 
     @_estimators.available_if(lambda self: self.loss in _estimators.PROBABILISTIC_LOSSES)
+    @_lazy("Class probabilities (``loss='log_loss'`` or ``'modified_huber'``)",
+           "(n_samples, n_classes)")
     def predict_proba(self, X):
-        """Class probabilities; lazy (``map_blocks``) for a dask X.
-
-        Parameters
-        ----------
-        X : dask array or array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        dask array or ndarray of shape (n_samples, n_classes)
-        """
         return self._blockwise("predict_proba", X, len(self.classes_))
 
 
