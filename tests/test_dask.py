@@ -137,26 +137,49 @@ def test_same_bits_run_after_run_and_on_one_or_two_workers(client, strategy, bat
             assert_same_bits(fastgd.dask.fit(X_blocks, y, client=one_worker, **settings), first)
 
 
-def test_a_worker_killed_mid_fit_changes_no_bit():
-    X, y = make_problem("squared_error", np.float64, n=N)
-    X_blocks = blocks(X, 4)
-    settings = dict(epochs=4, random_state=5, batch_size=16)
+@pytest.fixture(scope="module")
+def process_client():
+    """A cluster of 2 worker processes (each restarted by its nanny when killed)."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:  # fmt: skip
         with distributed.Client(cluster, set_as_default=False) as client:
-            undisturbed = fastgd.dask.fit(X_blocks, y, client=client, **settings)
-            killed = []
+            yield client
 
-            def kill_a_worker(epoch, loss, coef, intercept):
-                if epoch == 1:
-                    pid = next(iter(client.run(os.getpid).values()))
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
 
-            disturbed = fastgd.dask.fit(X_blocks, y, client=client, callback=kill_a_worker,
-                                        **settings)  # fmt: skip
+def kill_after_epoch_1(client, pid=None):
+    """A callback that kills a worker process (``pid``, or the first one) after epoch 1."""
+    killed = []
+
+    def callback(epoch, loss, coef, intercept):
+        if epoch == 1:
+            target = pid or next(iter(client.run(os.getpid).values()))
+            os.kill(target, signal.SIGKILL)
+            killed.append(target)
+
+    return callback, killed
+
+
+def test_a_worker_killed_mid_fit_changes_no_bit(process_client):
+    X, y = make_problem("squared_error", np.float64, n=N)
+    X_blocks = blocks(X, 4)
+    settings = dict(epochs=4, random_state=5, batch_size=16, client=process_client)
+    undisturbed = fastgd.dask.fit(X_blocks, y, **settings)
+    callback, killed = kill_after_epoch_1(process_client)
+    disturbed = fastgd.dask.fit(X_blocks, y, callback=callback, **settings)
     assert killed
     assert_same_bits(disturbed, undisturbed)
+
+
+def test_data_that_cannot_be_recomputed_is_a_clear_error_not_a_partial_average(process_client):
+    X, y = make_problem("squared_error", np.float64, n=500)
+    pids = process_client.run(os.getpid)
+    worker = sorted(pids)[0]
+    # Scattered data has no graph: once its only worker dies it is gone.
+    X_blocks = da.from_delayed(process_client.scatter(X, workers=[worker]), X.shape, X.dtype)
+    y_blocks = da.from_delayed(process_client.scatter(y, workers=[worker]), y.shape, y.dtype)
+    callback, _ = kill_after_epoch_1(process_client, pids[worker])
+    with pytest.raises(RuntimeError, match="could not be recomputed.*nothing was averaged"):
+        fastgd.dask.fit(X_blocks, y_blocks, epochs=3, callback=callback, client=process_client)
 
 
 def test_divergence_in_a_block_keeps_the_last_finite_epoch(client):
