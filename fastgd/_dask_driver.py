@@ -23,9 +23,9 @@ import time
 import numpy as np
 
 from ._dask_data import checked_blocks
-from ._engine import Epoch, Trainer, advance, growth_past_bound, train
+from ._engine import Epoch, Trainer, advance, growth_past_bound
 from ._errors import DivergenceError
-from ._settings import DASK_FIT, check_settings, kernel_records
+from ._settings import kernel_records
 from ._state import RowOrder, row_order_dtype
 from ._validation import shown
 from .backends import get_backend

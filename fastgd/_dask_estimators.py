@@ -1,4 +1,4 @@
-"""``fastgd.dask.MiniBatchRegressor`` / ``MiniBatchClassifier``: fastgd's estimators over ``fastgd.dask.fit``.
+"""fastgd.dask's estimators: fastgd's own, trained by ``fastgd.dask.fit``.
 
 Each is the single-machine estimator (its hyperparameters, ``coef_``,
 prediction code) trained by the Dask driver, plus the driver's three
