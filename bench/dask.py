@@ -130,7 +130,7 @@ def measure(workers, args, say):
     import distributed
 
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster) as client:
             X, y = problem(args.rows, args.n_features, -(-args.rows // (4 * workers)))
             distributed.wait([X, y])

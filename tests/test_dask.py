@@ -25,7 +25,7 @@ N = 2000
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster) as client:
             yield client
 
@@ -132,7 +132,7 @@ def test_same_bits_run_after_run_and_on_one_or_two_workers(client, strategy, bat
     first = fastgd.dask.fit(X_blocks, y, **settings)
     assert_same_bits(fastgd.dask.fit(X_blocks, y, **settings), first)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster, set_as_default=False) as one_worker:
             assert_same_bits(fastgd.dask.fit(X_blocks, y, client=one_worker, **settings), first)
 
@@ -141,7 +141,7 @@ def test_same_bits_run_after_run_and_on_one_or_two_workers(client, strategy, bat
 def process_client():
     """A cluster of 2 worker processes (each restarted by its nanny when killed)."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster, set_as_default=False) as client:
             yield client
 
