@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-fit bench-startup bench-sparse bench-cycles clean
+.PHONY: demo test test-debug bench bench-kernels bench-speed bench-floor bench-fit bench-dask bench-startup bench-sparse bench-cycles clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard fastgd/backends/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ bench-floor: $(STAMP)
 # and rewrites README.md's end-to-end table from it.
 bench-fit: $(STAMP)
 	$(PY) -m bench.end_to_end --out docs --readme README.md
+
+# fastgd.dask's strategies beside dask-ml and dask-glm on LocalClusters of 1
+# and 2 workers: bench/out/dask.json and dask.png (the peers are skipped, and
+# said so, where they do not install).
+bench-dask: $(STAMP)
+	$(PY) -m pip install --quiet ".[bench,dask]"
+	$(PY) -m bench.dask --out bench/out
 
 # import time, first fit with Numba's cache cold and warm, memory of a fit.
 bench-startup: $(STAMP)

@@ -193,17 +193,29 @@ def fit(
     y, n_outputs = check_y(y, X.shape[0], loss, X.dtype, settings["n_classes"],
                            allow_copy=allow_copy)  # fmt: skip
     sample_weight = output_weights(check_sample_weight(sample_weight, X.shape[0]), n_outputs, loss)
-    trainer = Trainer(
-        cfg, X.shape[1], n_outputs, X.dtype, loss=loss,
-        backend=settings["backend"], random_state=settings["random_state"], run=run,
-        multi_output=multi_output,
-        **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
-    )  # fmt: skip
+    trainer = Trainer.from_settings(settings, cfg, run, X.shape[1], n_outputs, X.dtype,
+                                    multi_output=multi_output)  # fmt: skip
+    return train(
+        trainer,
+        lambda: trainer.epoch(X, y, shuffle=settings["shuffle"], sample_weight=sample_weight),
+        settings,
+        "fastgd.fit",
+    )
+
+
+def train(trainer, step, settings, name):
+    """Run ``trainer``'s epochs (``step()``, all or nothing) as ``settings`` say; return its result.
+
+    ``fastgd.fit`` and the Dask driver share this: the ``epochs``, ``tol``
+    and ``callback`` settings through :func:`run_epochs`, ``converged``, and
+    a KeyboardInterrupt or callback error that keeps the completed epochs'
+    fit as ``exc.result`` (``name`` is the function the note names).
+    """
     tol = settings["tol"]
     result = trainer.result
     try:
         result.converged = STOPPED_BY_TOL == run_epochs(
-            lambda: trainer.epoch(X, y, shuffle=settings["shuffle"], sample_weight=sample_weight),
+            step,
             settings["epochs"],
             plateau=None if tol is None else Plateau(tol, settings["n_iter_no_change"]),
             callback=settings["callback"],
@@ -213,7 +225,7 @@ def fit(
     except (KeyboardInterrupt, CallbackReturnError) as exc:
         exc.result = result
         how = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
-        add_note(exc, f"fastgd.fit {how} after {result.n_epochs} completed epoch(s); "
+        add_note(exc, f"{name} {how} after {result.n_epochs} completed epoch(s); "
                       "their fit is on exc.result.")  # fmt: skip
         raise
     return result
@@ -624,6 +636,17 @@ class Trainer:
     # A Trainer pickled before multi-output regression had no such attribute.
     multi_output = False
 
+    @classmethod
+    def from_settings(cls, settings, cfg, run, n_features, n_outputs, dtype, *,
+                      multi_output=False):  # fmt: skip
+        """A fresh Trainer of ``fit``'s checked ``settings`` and their records."""
+        return cls(
+            cfg, n_features, n_outputs, dtype, loss=settings["loss"],
+            backend=settings["backend"], random_state=settings["random_state"], run=run,
+            multi_output=multi_output,
+            **{name: settings[name] for name in EPOCH_RATE_SETTINGS},
+        )  # fmt: skip
+
     def __init__(self, cfg, n_features, n_outputs, dtype, *, loss, backend,
                  random_state, lr, schedule, decay=0.9, step_size=10, gamma=0.1,
                  alpha=0.0001, run=None, state=None, multi_output=False):  # fmt: skip
@@ -760,14 +783,25 @@ class Trainer:
         all rows but its held-out ones this way. ``sample_weight`` (validated,
         indexed like y, or None) weighs the rows (:func:`advance`).
         """
+        return self.record(lambda: advance(
+            self.train_state, X, y, self.kernels, self.cfg, self.run,
+            shuffle=shuffle, lr_schedule=self.learning_rate, rows=rows,
+            orders=self._orders, sample_weight=sample_weight,
+        ))  # fmt: skip
+
+    def record(self, step):
+        """Run ``step() -> Epoch``, which advances :attr:`train_state` one epoch, all or nothing.
+
+        The epoch's loss and seconds join the result's histories; if ``step``
+        raises, the model (histories included) is rolled back to where it was
+        before it, and a DivergenceError gets the result of the last completed
+        epoch. :meth:`epoch` is :func:`advance` through this; a driver that
+        advances the state its own way (``fastgd.dask``) passes its epoch here.
+        """
         checkpoint = self.checkpoint()
         result = self.result
         try:
-            loss, seconds = advance(
-                self.train_state, X, y, self.kernels, self.cfg, self.run,
-                shuffle=shuffle, lr_schedule=self.learning_rate, rows=rows,
-                orders=self._orders, sample_weight=sample_weight,
-            )  # fmt: skip
+            loss, seconds = step()
             result.epoch_seconds.append(seconds)
             result.loss_history.append(loss)
             self._store_parameters()

@@ -27,6 +27,7 @@ class DivergenceError(FloatingPointError):
 
     def __init__(self, epoch, batch, lr, result, growth=None):
         self.epoch, self.batch, self.result, self.growth = epoch, batch, result, growth
+        self.lr = lr
         if growth is None:
             what = (f"in epoch {epoch}, batch {batch}: the loss, the parameters or the "
                     "optimizer's moments became NaN or infinite")  # fmt: skip
@@ -37,3 +38,8 @@ class DivergenceError(FloatingPointError):
             "standardised features, or an adaptive optimizer such as 'adam'. "
             "The parameters of the last finite epoch are kept on err.result."
         )
+
+    def __reduce__(self):
+        # Rebuilt from its own arguments, not from the message: a Dask task
+        # that diverges sends it back to the driver pickled.
+        return type(self), (self.epoch, self.batch, self.lr, self.result, self.growth)

@@ -81,12 +81,20 @@ FIT = "fit"
 REGRESSOR = "MiniBatchRegressor"
 CLASSIFIER = "MiniBatchClassifier"
 ONE_CLASS = "MiniBatchOneClassSVM"
-ENTRY_POINTS = (FIT, REGRESSOR, CLASSIFIER, ONE_CLASS)
+DASK_FIT = "fastgd.dask.fit"
+ENTRY_POINTS = (FIT, REGRESSOR, CLASSIFIER, ONE_CLASS, DASK_FIT)
+# An entry point that takes every setting of another, plus rows of its own:
+# a driver over fit's engine (the Dask one) never lists fit's rows again.
+EXTENDS = {DASK_FIT: FIT}
 ESTIMATORS = (REGRESSOR, CLASSIFIER, ONE_CLASS)
 # The estimators of a y: the one-class SVM has none, and its loss and
 # penalty are its ``nu`` (see :func:`engine_settings`).
 SUPERVISED = (REGRESSOR, CLASSIFIER)
 WITH_LOSS = (FIT,) + SUPERVISED
+
+
+# The Dask driver's strategies (``fastgd.dask.fit``).
+DASK_STRATEGIES = ("average", "gradient")
 
 
 # --- checks: small declarative specs over fastgd._validation's functions ----------------
@@ -657,6 +665,41 @@ SETTINGS = (
         readme="`lazy` (default), `dense`: how a `scipy.sparse` X updates the weights, see "
         "[Sparse input](#sparse-input)",
     ),  # fmt: skip
+    Setting(
+        "strategy", "average", Option(DASK_STRATEGIES), EXECUTION, entries=(DASK_FIT,),
+        doc=_doc("""
+            How the blocks of rows train together. ``'average'``: local SGD with
+            model averaging; each round every block runs the compiled epoch over
+            its own rows (shuffled within the block) from the broadcast
+            parameters and optimizer state, and the driver averages them
+            weighted by rows, in block order. Not the update sequence of one
+            machine (see the README's "On a cluster"), and it converges worse
+            on blocks sorted by label or feature. ``'gradient'``: exact
+            full-batch gradient descent (``batch_size=None``): each step every
+            block sums its loss and gradient, the sums are tree-reduced in
+            block order and the driver makes one update; it equals
+            ``fastgd.fit(batch_size=None, shuffle=False)`` to rounding.
+        """),
+    ),  # fmt: skip
+    Setting(
+        "rounds_per_epoch", 1, Int(1), EXECUTION, entries=(DASK_FIT,),
+        doc=_doc("""
+            ``strategy='average'``: averages per epoch. Each block's shuffled
+            rows of the epoch are cut into this many consecutive slices, one
+            per round, and the models are averaged after each (more frequent
+            averaging, closer to one machine's fit, more rounds of scheduler
+            overhead). Must be 1 with ``strategy='gradient'``.
+        """),
+    ),  # fmt: skip
+    Setting(
+        "client", None, Checked(None, "distributed.Client or None"), EXECUTION,
+        entries=(DASK_FIT,),
+        doc=_doc("""
+            The Dask client to run on; None takes the current one
+            (``distributed.get_client()``) if there is one, else Dask's local
+            scheduler (threads of this process).
+        """),
+    ),  # fmt: skip
 )
 
 ROWS = {row.name: row for row in SETTINGS}
@@ -667,10 +710,11 @@ ROWS = {row.name: row for row in SETTINGS}
 @functools.lru_cache(maxsize=None)
 def table(entry):
     """The rows ``entry`` (one of :data:`ENTRY_POINTS`) takes, by name, as it sees them."""
+    base = EXTENDS.get(entry)
     return types.MappingProxyType({
-        row.name: row._replace(**row.per_entry.get(entry, {}))
+        row.name: row._replace(**row.per_entry.get(base, {}), **row.per_entry.get(entry, {}))
         for row in SETTINGS
-        if entry in row.entries
+        if entry in row.entries or (base is not None and base in row.entries)
     })  # fmt: skip
 
 

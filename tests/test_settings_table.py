@@ -30,6 +30,7 @@ from fastgd._schedule import (
 )
 from fastgd._settings import (
     CONSUMERS,
+    DASK_FIT,
     DERIVED_FIELDS,
     ENTRY_POINTS,
     EXECUTION,
@@ -61,24 +62,30 @@ KERNEL_FIELDS = (
 EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 
 # Execution rows that no record field holds: the backend is the module the
-# engine calls, not a number a backend reads.
-CHOSEN_NOT_RECORDED = {"backend"}
+# engine calls, not a number a backend reads; the Dask driver's strategy,
+# rounds and client decide how blocks are scheduled, not what a kernel does.
+CHOSEN_NOT_RECORDED = {"backend", "strategy", "rounds_per_epoch", "client"}
+
+# The data arguments before each entry point's settings.
+DATA = {FIT: ["X", "y", "sample_weight"], DASK_FIT: ["X", "y"]}
 
 
 def entry_point(entry):
     """The function whose signature and docstring ``entry`` stands for."""
+    if entry == DASK_FIT:
+        return pytest.importorskip("fastgd.dask").fit
     return fastgd.fit if entry == FIT else getattr(fastgd, entry)
 
 
 def settings_parameters(entry):
     """``(name, default, kind)`` of every setting in ``entry``'s signature, in order."""
-    if entry == FIT:
-        parameters = list(inspect.signature(fastgd.fit).parameters.values())
-        assert [p.name for p in parameters[:3]] == ["X", "y", "sample_weight"]
-    else:
-        parameters = list(inspect.signature(entry_point(entry).__init__).parameters.values())
-        assert parameters[0].name == "self"
-    return [(p.name, p.default, p.kind) for p in parameters[3 if entry == FIT else 1 :]]
+    if entry in DATA:
+        parameters = list(inspect.signature(entry_point(entry)).parameters.values())
+        assert [p.name for p in parameters[: len(DATA[entry])]] == DATA[entry]
+        return [(p.name, p.default, p.kind) for p in parameters[len(DATA[entry]) :]]
+    parameters = list(inspect.signature(entry_point(entry).__init__).parameters.values())
+    assert parameters[0].name == "self"
+    return [(p.name, p.default, p.kind) for p in parameters[1:]]
 
 
 def parameters_section(docstring):
@@ -111,7 +118,7 @@ def test_signature_lists_the_tables_settings_in_order_with_their_defaults(entry)
 def test_docstring_parameters_section_is_the_tables(entry):
     section = parameters_section(entry_point(entry).__doc__)
     names = re.findall(r"^    (\w+) :", section, re.MULTILINE)
-    data = ["X", "y", "sample_weight"] if entry == FIT else []
+    data = DATA.get(entry, [])
     assert names == data + list(table(entry))
     # The settings' entries are the table's, word for word, after the data's.
     assert section.endswith(parameters_doc(entry))

@@ -1,0 +1,220 @@
+"""fastgd.dask against dask-ml and dask-glm: loss against wall time on a LocalCluster.
+
+For each worker count: one persisted problem (log loss, float64), then each
+method trained on it, recording rows/s, the training loss against wall time,
+whether and when it reaches the target loss (the best loss any method
+reached, times 1.01), and for fastgd the scheduler's share of a round (wall
+time of a round minus the longest task's compute time, over the round's
+wall time, from the scheduler's task stream) and the bytes moved per round
+(the workers' ``transfer_outgoing_bytes_total`` before and after). Peers
+that do not install (dask-ml, dask-glm against today's dask) are recorded
+as skipped, with the reason.
+
+    python -m bench.dask --out bench/out [--rows 200000] [--workers 1 2]
+"""
+
+import time
+
+import numpy as np
+
+from bench._common import add_flag, bench_parser, machine_info, machine_line, write_json
+
+TARGET_SLACK = 1.01
+
+
+def log_loss(X, y, coef, intercept):
+    """Mean log loss of a linear model on dask X, y (computed)."""
+    import dask.array as da
+
+    z = X @ np.asarray(coef, dtype=float).reshape(-1) + float(np.ravel(intercept)[0])
+    return float(da.mean(da.logaddexp(0, z) - y * z).compute())
+
+
+def transferred_bytes(client):
+    """Bytes the workers have sent to one another so far (Dask's own counter)."""
+    counts = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+    return sum(counts.values())
+
+
+def fastgd_method(strategy, epochs):
+    def run(client, X, y):
+        import distributed
+
+        import fastgd.dask
+
+        curve, started = [], time.perf_counter()
+
+        def record(epoch, loss, coef, intercept):
+            curve.append((time.perf_counter() - started, loss))
+
+        before = transferred_bytes(client)
+        with distributed.get_task_stream(client) as stream:
+            settings = dict(loss="log_loss", lr=0.5 if strategy == "gradient" else 0.05,
+                            epochs=epochs, random_state=0, callback=record,
+                            batch_size=None if strategy == "gradient" else 256)  # fmt: skip
+            result = fastgd.dask.fit(X, y, strategy=strategy, client=client, **settings)
+        moved = transferred_bytes(client) - before
+        rounds = round_overheads(stream.data, result.epoch_seconds)
+        return dict(curve=curve, coef=result.coef, intercept=result.intercept,
+                    epochs=epochs, bytes_per_round=moved / epochs, **rounds)  # fmt: skip
+
+    return run
+
+
+def round_overheads(tasks, epoch_seconds):
+    """The scheduler's share of each round: (wall − longest task compute) / wall."""
+    training = [t for t in tasks if "train_block" in t["key"] or "block_gradient" in t["key"]]
+    computes = {}
+    for task in training:
+        for part in task["startstops"]:
+            if part["action"] == "compute":
+                computes.setdefault(task["key"], 0.0)
+                computes[task["key"]] += part["stop"] - part["start"]
+    longest = max(computes.values(), default=0.0)
+    shares = [max(0.0, (wall - longest) / wall) for wall in epoch_seconds if wall > 0]
+    return dict(scheduler_share=float(np.median(shares)) if shares else None,
+                round_seconds=float(np.median(epoch_seconds)))  # fmt: skip
+
+
+def dask_ml_method(epochs):
+    def run(client, X, y):
+        from dask_ml.wrappers import Incremental
+        from sklearn.linear_model import SGDClassifier
+
+        curve, started = [], time.perf_counter()
+        model = Incremental(SGDClassifier(loss="log_loss", random_state=0))
+        for _ in range(epochs):
+            model.partial_fit(X, y, classes=[0, 1])
+            est = model.estimator_
+            curve.append((time.perf_counter() - started,
+                          log_loss(X, y, est.coef_, est.intercept_)))  # fmt: skip
+        return dict(curve=curve, epochs=epochs)
+
+    return run
+
+
+def dask_glm_method(solver, epochs):
+    def run(client, X, y):
+        from dask_glm.algorithms import _solvers
+
+        started = time.perf_counter()
+        beta = _solvers[solver](X, y, max_iter=epochs)
+        seconds = time.perf_counter() - started
+        return dict(curve=[(seconds, log_loss(X, y, beta, 0.0))], epochs=epochs)
+
+    return run
+
+
+def methods(epochs):
+    return {
+        "fastgd average": fastgd_method("average", epochs),
+        "fastgd gradient": fastgd_method("gradient", epochs),
+        "dask-ml Incremental(SGDClassifier)": dask_ml_method(epochs),
+        **{f"dask-glm {solver}": dask_glm_method(solver, epochs)
+           for solver in ("gradient_descent", "lbfgs", "admm")},
+    }
+
+
+def problem(n, d, chunks):
+    """A persisted log-loss problem: seeded dask.random, so a lost block is recomputable."""
+    import dask.array as da
+
+    state = da.random.RandomState(0)
+    X = state.standard_normal((n, d), chunks=(chunks, d))
+    w = np.random.default_rng(0).standard_normal(d) / np.sqrt(d)
+    y = ((X @ w + 0.5 * state.standard_normal(n, chunks=chunks)) > 0).astype(np.float64)
+    return X.persist(), y.persist()
+
+
+def measure(workers, args, say):
+    import distributed
+
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:  # fmt: skip
+        with distributed.Client(cluster) as client:
+            X, y = problem(args.rows, args.n_features, -(-args.rows // (4 * workers)))
+            distributed.wait([X, y])
+            figures = {}
+            for name, run in methods(args.epochs).items():
+                try:
+                    started = time.perf_counter()
+                    found = run(client, X, y)
+                    found["seconds"] = time.perf_counter() - started
+                    found["rows_per_second"] = args.rows * found["epochs"] / found["seconds"]
+                    found.pop("coef", None), found.pop("intercept", None)
+                except ImportError as exc:
+                    found = dict(skipped=f"not installed: {exc}")
+                except Exception as exc:  # a peer broken by today's dask: recorded, not fatal
+                    found = dict(skipped=f"{type(exc).__name__}: {exc}")
+                figures[name] = found
+                say(f"{workers} worker(s)  {name}: " + (
+                    found["skipped"] if "skipped" in found else
+                    f"{found['rows_per_second']:,.0f} rows/s, final loss {found['curve'][-1][1]:.4f}"
+                ))  # fmt: skip
+    return figures
+
+
+def time_to_target(figures):
+    """The target loss (best reached × 1.01) and, per method, the first time it is reached."""
+    finals = [f["curve"][-1][1] for f in figures.values() if "curve" in f]
+    target = min(finals) * TARGET_SLACK
+    for found in figures.values():
+        if "curve" in found:
+            found["target_seconds"] = next((s for s, loss in found["curve"] if loss <= target), None)
+    return target
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for ax, (workers, figures) in zip(axes[0], results.items()):
+        for name, found in figures["methods"].items():
+            if "curve" in found:
+                seconds, losses = zip(*found["curve"])
+                ax.plot(seconds, losses, marker=".", label=name)
+        ax.axhline(figures["target_loss"], color="grey", linestyle=":", label="target")
+        ax.set(title=f"{workers} worker(s)", xlabel="wall time (s)", ylabel="training log loss")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv=None):
+    import os
+
+    parser = bench_parser(__doc__)
+    parser.add_argument("--rows", type=int, default=4_000_000, help="rows of the problem")
+    add_flag(parser, "n_features", 64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts, one LocalCluster each (1 thread per worker)")
+    add_flag(parser, "epochs", 5)
+    add_flag(parser, "out", "bench/out")
+    args = parser.parse_args(argv)
+    print(machine_line())
+    results = {}
+    for workers in args.workers:
+        found = measure(workers, args, say=print)
+        target = time_to_target(found)
+        results[workers] = dict(methods=found, target_loss=target)
+        for name, method in found.items():
+            if "curve" in method:
+                reached = method["target_seconds"]
+                print(f"{workers} worker(s)  {name}: target {target:.4f} "
+                      + ("not reached" if reached is None else f"reached in {reached:.2f} s")
+                      + ("" if "scheduler_share" not in method else
+                         f", scheduler share of a round {method['scheduler_share']:.0%}, "
+                         f"{method['bytes_per_round']:,.0f} bytes moved per round"))  # fmt: skip
+    figures = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "args": vars(args),
+               "workers": results}  # fmt: skip
+    print(f"wrote {write_json(args.out, 'dask.json', figures)}")
+    plot(results, os.path.join(args.out, "dask.png"))
+    print(f"wrote {os.path.join(args.out, 'dask.png')}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The Dask driver: fastgd's engine over the blocks of rows of a Dask cluster.
+
+One driver, two strategies, both built from the engine's own pieces:
+
+- ``"average"`` (local SGD with model averaging): each round every block
+  runs :func:`fastgd._engine.advance` over its rows from the broadcast
+  :class:`~fastgd._state.TrainState`; the driver averages the blocks'
+  parameters and optimizer state weighted by rows, in block order.
+- ``"gradient"`` (exact full-batch GD): each step every block computes its
+  loss sum and gradient sum with the backend's ``batch_gradient``; the sums
+  are tree-reduced in block order and the driver makes one ``apply_update``.
+
+The unit of work is a block, never a worker: a block's task depends only on
+the block, its index and the broadcast state, and every reduction runs in
+block order, so the result depends on the data, the chunking, the seed and
+the settings alone. Each epoch goes through ``Trainer.record`` (all or
+nothing) and the epochs through ``_engine.train`` (tol, callback, Ctrl-C), as
+in ``fastgd.fit``.
+"""
+
+import time
+
+import numpy as np
+
+from ._dask_data import checked_blocks
+from ._engine import Epoch, Trainer, advance, growth_past_bound
+from ._errors import DivergenceError
+from ._settings import kernel_records
+from ._state import RowOrder, row_order_dtype
+from ._validation import shown
+from .backends import get_backend
+
+AVERAGE, GRADIENT = "average", "gradient"
+
+
+# --- where tasks run ------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """Dask's local scheduler: the checked blocks are held by this process."""
+
+    def persist(self, tasks):
+        import dask
+
+        return list(dask.compute(*tasks))
+
+    def broadcast(self, value):
+        return value
+
+    def map(self, function, handles, *args):
+        import dask
+
+        # pure=False: no hashing of the blocks' data for task names.
+        task = dask.delayed(function, pure=False)
+        return list(dask.compute(*[task(h, i, *args) for i, h in enumerate(handles)]))
+
+    def call(self, function, *args):
+        return function(*args)
+
+    def gather(self, handles):
+        return handles
+
+
+class ClientExecutor:
+    """A ``distributed.Client``: blocks stay on the workers that computed them.
+
+    A task given a block's future is scheduled where that block lives; the
+    state it starts from travels with each task (it is small). A block
+    lost with its worker is recomputed from its graph by the scheduler (and
+    the tasks that needed it rerun, with the same inputs, so the same bits);
+    one that cannot be recomputed raises a RuntimeError, never a partial
+    average.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def persist(self, tasks):
+        return self.client.compute(tasks)
+
+    def broadcast(self, value):
+        # The state (K × (n_features + 1) numbers) travels inside each task
+        # rather than through client.scatter(broadcast=True): a scatter to a
+        # cluster that has just lost a worker can wait on it, while a task
+        # that carries its inputs is simply rerun elsewhere.
+        return value
+
+    def map(self, function, handles, *args):
+        submit = self.client.submit
+        return [submit(function, h, i, *args, pure=False) for i, h in enumerate(handles)]
+
+    def call(self, function, *args):
+        return self.client.submit(function, *args, pure=False)
+
+    def gather(self, handles):
+        from distributed.client import FutureCancelledError
+
+        try:
+            return self.client.gather(handles)
+        except FutureCancelledError as exc:
+            raise RuntimeError(
+                "fastgd.dask: a block of X or y was lost with its worker and could not be "
+                f"recomputed ({exc}); nothing was averaged. Build X and y from a graph Dask "
+                "can recompute (dask.array.from_array, a file reader, dask.array.random) "
+                "rather than from scattered data."
+            ) from exc
+
+
+def executor_of(client):
+    """The executor of the ``client`` setting: given, the current one, or the local scheduler."""
+    if client is None:
+        try:
+            from distributed import get_client
+        except ImportError:
+            return LocalExecutor()
+        try:
+            client = get_client()
+        except ValueError:  # no client: Dask's local scheduler
+            return LocalExecutor()
+    else:
+        from distributed import Client
+
+        if not isinstance(client, Client):
+            raise TypeError(
+                f"client must be a distributed.Client or None; got {type(client).__name__} "
+                f"{shown(client)}."
+            )
+    return ClientExecutor(client)
+
+
+def tree_sum(executor, handles, add):
+    """``add``-reduce ``handles`` pairwise, level by level, in block order: a fixed float order."""
+    while len(handles) > 1:
+        pairs = [executor.call(add, a, b) for a, b in zip(handles[::2], handles[1::2])]
+        handles = pairs + handles[len(handles) - len(handles) % 2 :]
+    return executor.gather(handles)[0]
+
+
+# --- the tasks ------------------------------------------------------------------------
+
+
+def block_seed(seed, index):
+    """The row-order seed of block ``index``: the state's own seed for block 0.
+
+    Other blocks add ``index · 2**128`` (the state's seed has 128 bits), a
+    distinct ``SeedSequence`` entropy per block, so the blocks' orders are
+    independent, and a single block visits its rows in ``fastgd.fit``'s order.
+    """
+    return seed + (index << 128)
+
+
+def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rounds):
+    """Round ``round_`` of ``rounds`` of the state's epoch on one block: ``advance`` on a slice.
+
+    The block's epoch order is drawn from ``(block_seed, epoch)``; round r
+    trains on its r-th consecutive slice, from the broadcast state, at the
+    epoch's base rate ``lr``. Returns ``(P, optimizer_state, updates, loss,
+    rows)``; a slice of no rows returns ``rows == 0``.
+    """
+    X, y = block[0], block[1]
+    state = state.copy()  # the broadcast state is shared by the worker's tasks
+    t0 = state.n_updates
+    state.seed = block_seed(state.seed, index)
+    n = X.shape[0]
+    order = RowOrder().draw(state.seed, state.n_epochs, shuffle, min(cfg.batch_size, n), n)
+    rows = order[n * round_ // rounds : n * (round_ + 1) // rounds]
+    if rows.shape[0] == 0:
+        return state.P, state.optimizer_state, 0, 0.0, 0
+    # The slice is the round's whole order: advance keeps it as it is.
+    loss = advance(state, X, y, get_backend(backend), cfg, run, shuffle=False,
+                   lr_schedule=lambda epoch: lr, rows=rows).loss  # fmt: skip
+    return state.P, state.optimizer_state, state.n_updates - t0, loss, rows.shape[0]
+
+
+def block_gradient(block, index, P, cfg, backend):
+    """The block's loss sum and gradient sum at ``P`` (``batch_gradient`` over all its rows)."""
+    X, y = block[0], block[1]
+    n = X.shape[0]
+    loss_sum, G = get_backend(backend).batch_gradient(
+        X, y, np.arange(n, dtype=row_order_dtype(n)), P, cfg
+    )
+    # batch_gradient returns the mean gradient: the sum is what adds up.
+    return float(loss_sum), G * n
+
+
+def add_sums(a, b):
+    return a[0] + b[0], a[1] + b[1]
+
+
+# --- the strategies -------------------------------------------------------------------
+
+
+class AverageEpoch:
+    """One epoch of ``"average"``: ``rounds`` rounds of block training, each averaged.
+
+    The update counter: after each round the driver's ``n_updates`` advances
+    by the largest number of updates any block made in it (every block's, for
+    equal blocks), so ``invscaling``, ``optimal`` and Adam's bias correction
+    see the clock of the longest sequence of updates. The epoch's loss is the
+    row-weighted mean of the blocks' losses.
+    """
+
+    def __init__(self, trainer, blocks, executor, settings, rounds):
+        self.trainer, self.blocks, self.executor = trainer, blocks, executor
+        self.shuffle, self.rounds = settings["shuffle"], rounds
+
+    def __call__(self):
+        trainer, blocks, executor = self.trainer, self.blocks, self.executor
+        state = trainer.train_state
+        started = time.perf_counter()
+        lr = trainer.learning_rate(state.n_epochs)
+        round_losses = []
+        for round_ in range(self.rounds):
+            shared = executor.broadcast(state)
+            results = executor.gather(executor.map(
+                train_block, blocks.handles, shared, trainer.cfg, trainer.run,
+                trainer.backend, self.shuffle, lr, round_, self.rounds,
+            ))  # fmt: skip
+            total = sum(r[4] for r in results)
+            P, moments = np.zeros_like(state.P), np.zeros_like(state.optimizer_state)
+            loss = 0.0
+            # Weights w/total, not w·x/total: a single block's average is
+            # then its own parameters, bit for bit (1.0 · x and 0 + x are exact).
+            for P_b, moments_b, _, loss_b, rows in results:
+                if rows:
+                    weight = rows / total
+                    P += weight * P_b
+                    moments += weight * moments_b
+                    loss += weight * loss_b
+            state.P[...] = P
+            state.optimizer_state[...] = moments
+            state.n_updates += max(r[2] for r in results)
+            round_losses.append((loss, total))
+        # Weighted as the blocks are, so that one round's loss is the epoch's exactly.
+        epoch_rows = sum(total for _, total in round_losses)
+        loss = sum(total / epoch_rows * loss for loss, total in round_losses)
+        growth = growth_past_bound(state, loss)
+        if growth is not None:
+            raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
+        state.n_epochs += 1
+        return Epoch(loss, time.perf_counter() - started)
+
+
+class GradientEpoch:
+    """One epoch of ``"gradient"``: one full-batch step, the gradient summed over the blocks."""
+
+    def __init__(self, trainer, blocks, executor):
+        self.trainer, self.blocks, self.executor = trainer, blocks, executor
+
+    def __call__(self):
+        trainer, blocks, executor = self.trainer, self.blocks, self.executor
+        state = trainer.train_state
+        started = time.perf_counter()
+        shared = executor.broadcast(state.P)
+        sums = executor.map(block_gradient, blocks.handles, shared, trainer.cfg, trainer.backend)
+        loss_sum, G_sum = tree_sum(executor, sums, add_sums)
+        n = blocks.n_samples
+        loss = loss_sum / n
+        lr = trainer.learning_rate(state.n_epochs) * state.lr_factor
+        finite = trainer.kernels.apply_update(state.P, G_sum / n, state.optimizer_state,
+                                              trainer.cfg, lr, state.n_updates + 1)  # fmt: skip
+        if not (finite and np.isfinite(loss)):
+            raise DivergenceError(state.n_epochs + 1, 1, lr, None)
+        growth = growth_past_bound(state, loss)
+        if growth is not None:
+            raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
+        state.n_updates += 1
+        state.n_epochs += 1
+        return Epoch(loss, time.perf_counter() - started)
+
+
+def check_strategy(settings):
+    """Refuse what a strategy cannot do, naming the setting and the value."""
+    if settings["strategy"] != GRADIENT:
+        return
+    batch_size = settings["batch_size"]
+    if batch_size is not None:
+        raise ValueError(
+            f"strategy='gradient' is full-batch gradient descent: it needs batch_size=None; "
+            f"got batch_size={shown(batch_size)}. For mini-batches on a cluster use "
+            "strategy='average'."
+        )
+    if settings["rounds_per_epoch"] != 1:
+        raise ValueError(
+            f"rounds_per_epoch applies to strategy='average' only; got "
+            f"rounds_per_epoch={shown(settings['rounds_per_epoch'])} with strategy='gradient'."
+        )
+
+
+def prepare(X, y, settings):
+    """Checked settings' records, checked blocks and a fresh Trainer: all before any training."""
+    check_strategy(settings)
+    executor = executor_of(settings["client"])
+    blocks = checked_blocks(X, y, settings, executor)
+    cfg, run = kernel_records(settings, n_samples=blocks.n_samples)
+    trainer = Trainer.from_settings(settings, cfg, run, blocks.n_features, blocks.n_outputs,
+                                    blocks.dtype, multi_output=blocks.multi_output)  # fmt: skip
+    if settings["strategy"] == GRADIENT:
+        epoch = GradientEpoch(trainer, blocks, executor)
+    else:
+        epoch = AverageEpoch(trainer, blocks, executor, settings, settings["rounds_per_epoch"])
+    return trainer, epoch
+
+
