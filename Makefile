@@ -81,7 +81,7 @@ bench-fit: $(STAMP)
 # and 2 workers: bench/out/dask.json and dask.png (the peers are skipped, and
 # said so, where they do not install).
 bench-dask: $(STAMP)
-	$(PY) -m pip install --quiet ".[bench,dask]"
+	$(PY) -m pip install --quiet -e ".[bench,dask]"
 	$(PY) -m bench.dask --out bench/out
 
 # import time, first fit with Numba's cache cold and warm, memory of a fit.

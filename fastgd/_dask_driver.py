@@ -166,9 +166,10 @@ def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rou
     rows = order[n * round_ // rounds : n * (round_ + 1) // rounds]
     if rows.shape[0] == 0:
         return state.P, state.optimizer_state, 0, 0.0, 0
-    # The slice is the round's whole order: advance keeps it as it is.
-    loss = advance(state, X, y, get_backend(backend), cfg, run, shuffle=False,
-                   lr_schedule=lambda epoch: lr, rows=rows).loss  # fmt: skip
+    # The slice is the round's whole order, visited as it is; ``shuffle``
+    # tells the backend to prefetch its rows.
+    loss = advance(state, X, y, get_backend(backend), cfg, run, shuffle=shuffle,
+                   lr_schedule=lambda epoch: lr, rows=rows, rows_are_order=True).loss  # fmt: skip
     return state.P, state.optimizer_state, state.n_updates - t0, loss, rows.shape[0]
 
 

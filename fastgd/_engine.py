@@ -501,7 +501,7 @@ class Epoch(NamedTuple):
 
 
 def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
-            orders=None, sample_weight=None):  # fmt: skip
+            rows_are_order=False, orders=None, sample_weight=None):  # fmt: skip
     """Advance ``state`` by one epoch over validated ``X``, ``y``: the one way to train.
 
     ``fastgd.fit`` and the estimators (through :class:`Trainer`) call this
@@ -539,6 +539,11 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
     rows : ndarray of int or None, default=None
         Train on these rows of X and y only (in this order, before any
         shuffling), without copying them.
+    rows_are_order : bool, default=False
+        True: ``rows`` is the epoch's row order itself, drawn by the caller
+        (a driver's slice of a block's shuffled order), visited as given;
+        ``shuffle`` then only tells the backend how the rows lie (a shuffled
+        order is prefetched).
     orders : RowOrder or None, default=None
         A buffer for the row order to reuse from epoch to epoch (a driver
         running many epochs keeps one; None allocates one for this epoch).
@@ -565,9 +570,12 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
         n_rows = X.shape[0] if rows is None else rows.shape[0]
         cfg = cfg._replace(batch_size=min(cfg.batch_size, n_rows))
         run = run._replace(row_order=row_order(shuffle))
-        order = (RowOrder() if orders is None else orders).draw(
-            state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
-        )
+        if rows_are_order:
+            order = rows
+        else:
+            order = (RowOrder() if orders is None else orders).draw(
+                state.seed, state.n_epochs, shuffle, cfg.batch_size, X.shape[0], rows
+            )
         epoch_lr = lr_schedule(state.n_epochs) * state.lr_factor
         P, optimizer_state, t0 = state.P, state.optimizer_state, state.n_updates
         started = time.perf_counter()

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd._settings import ENTRY_POINTS, FIT, Float, Int, table
+from fastgd._settings import DASK_FIT, ENTRY_POINTS, FIT, Float, Int, table
+
+# The entry points that are functions returning a FitResult, not estimators.
+FUNCTIONS = (FIT, DASK_FIT)
 
 FLOAT_TYPES = (np.float16, np.float32, np.float64, np.longdouble)
 INT_TYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
@@ -27,11 +30,19 @@ def problem():
 def train(entry, X, y_real, y_class, **settings):
     """The fitted coefficients of ``entry`` (fit or an estimator) with ``settings``."""
     settings = {"random_state": 0, **SMALL_SETTINGS, **settings}
-    if entry == FIT:
-        return fastgd.fit(X, y_real, **settings).coef
+    if entry in FUNCTIONS:
+        return fit_function(entry)(X, y_real, **settings).coef
     if entry == "MiniBatchClassifier":
         return getattr(fastgd, entry)(**settings).fit(X, y_class).coef_
     return getattr(fastgd, entry)(**settings).fit(X, y_real).coef_
+
+
+def fit_function(entry):
+    if entry == DASK_FIT:
+        from fastgd import dask
+
+        return dask.fit
+    return fastgd.fit
 
 
 def numeric_cases():
@@ -66,8 +77,8 @@ def test_a_small_integer_type_epoch_count_runs_every_epoch(entry):
     X, y_real, y_class = problem()
     settings = dict(epochs=np.uint8(255), batch_size=np.uint8(30), lr=np.float16(0.01),
                     schedule="step", step_size=np.uint8(2), gamma=np.float16(0.9))  # fmt: skip
-    if entry == FIT:
-        result = fastgd.fit(X, y_real, **settings)
+    if entry in FUNCTIONS:
+        result = fit_function(entry)(X, y_real, **settings)
         assert result.n_epochs == 255 and len(result.loss_history) == 255
         return
     model = getattr(fastgd, entry)(tol=None, **settings)
@@ -75,7 +86,7 @@ def test_a_small_integer_type_epoch_count_runs_every_epoch(entry):
     assert model.n_iter_ == 255
 
 
-@pytest.mark.parametrize("entry", [name for name in ENTRY_POINTS if name != FIT])
+@pytest.mark.parametrize("entry", [name for name in ENTRY_POINTS if name not in FUNCTIONS])
 def test_the_step_schedule_counts_past_its_setting_type(entry):
     """``step_size=np.uint8(2)`` with 300 epochs: epoch // step_size passes 255."""
     X, y_real, y_class = problem()
