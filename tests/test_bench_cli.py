@@ -187,3 +187,22 @@ def test_the_readme_end_to_end_table_is_the_committed_figures():
     readme = (root / "README.md").read_text()
     block = readme.split(end_to_end.README_START)[1].split(end_to_end.README_END)[0]
     assert block.strip() == end_to_end.readme_table(figures).strip()
+
+
+def test_dask_bench_reports_fastgd_strategies_and_the_peers_or_why_not(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from bench import dask as dask_bench
+
+    dask_bench.main(["--rows", "4000", "--n-features", "8", "--workers", "1", "--epochs", "2",
+                     "--out", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "dask.json").read_text())
+    assert (tmp_path / "dask.png").stat().st_size > 0
+    methods = report["workers"]["1"]["methods"]
+    for strategy in ("average", "gradient"):
+        fastgd_run = methods[f"fastgd {strategy}"]
+        assert fastgd_run["rows_per_second"] > 0 and len(fastgd_run["curve"]) == 2
+        assert fastgd_run["bytes_per_round"] >= 0 and fastgd_run["first_round_bytes"] >= 0
+        assert 0.0 <= fastgd_run["scheduler_share"] <= 1.0
+    # Every peer either ran or says why not.
+    assert all("curve" in m or m["skipped"] for m in methods.values())
+    assert "fastgd average" in capsys.readouterr().out
