@@ -49,7 +49,7 @@ def shuffled_batches(order, rows, batch_size, seed):
     ``rows`` is None for ``0..n-1``; ``seed`` a 64-bit integer. Only whole
     batches move: a last, partial batch stays last, so the kernel's cut of
     ``order`` into ``batch_size`` pieces still falls on batch boundaries.
-    Nothing n-sized is allocated (``_compiled.batch_order``).
+    Nothing is allocated but the batches' numbers (``_compiled.batch_order``).
     """
     from ._compiled import batch_order
 
@@ -142,9 +142,9 @@ class RowOrder:
         if buffer is None or buffer.shape[0] != n or rows is not self._rows:
             buffer = self.buffer = np.empty(n, dtype=row_order_dtype(n_total))
             self._rows, self._in_data_order = rows, False
-        if shuffle is not False and (self._rng is None or self._rng.seed != seed):
-            self._rng = EpochRNG(seed)
         if shuffle is not False:
+            if self._rng is None or self._rng.seed != seed:
+                self._rng = EpochRNG(seed)
             # The epoch's permutation (of the rows, or of the batches) is
             # drawn from a 64-bit seed: the first draw of the epoch's stream.
             epoch_seed = int(self._rng.at(epoch).bit_generator.random_raw())
