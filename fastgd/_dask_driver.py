@@ -23,8 +23,7 @@ import time
 import numpy as np
 
 from ._dask_data import checked_blocks
-from ._engine import Epoch, Trainer, advance, growth_past_bound
-from ._errors import DivergenceError
+from ._engine import Epoch, Trainer, advance, end_epoch
 from ._settings import kernel_records
 from ._state import RowOrder, row_order_dtype
 from ._validation import shown
@@ -149,36 +148,54 @@ def block_seed(seed, index):
     return seed + (index << 128)
 
 
-def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rounds):
-    """Round ``round_`` of ``rounds`` of the state's epoch on one block: ``advance`` on a slice.
+def round_rows(rows, round_, rounds):
+    """The slice ``[start, stop)`` of a block of ``rows`` rows that round ``round_`` of ``rounds`` trains on."""
+    return rows * round_ // rounds, rows * (round_ + 1) // rounds
+
+
+def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rounds, total):
+    """Round ``round_`` of ``rounds`` of the state's epoch on one block, as its share of the average.
 
     The block's epoch order is drawn from ``(block_seed, epoch)``; round r
-    trains on its r-th consecutive slice, from the broadcast state, at the
-    epoch's base rate ``lr``. Returns ``(P, optimizer_state, updates, loss,
-    rows)``; a slice of no rows returns ``rows == 0``.
+    trains on its r-th consecutive slice (:func:`round_rows`) with
+    ``advance``, from the broadcast state, at the epoch's base rate ``lr``.
+    Returns the block's term of the round's average, its rows' share
+    ``w = rows / total`` of the round's ``total`` rows times what it
+    trained: ``(w·P, w·optimizer_state, updates, w·loss)``, which
+    :func:`add_terms` adds up (a slice of no rows is all zeros).
     """
-    X, y = block[0], block[1]
+    X, y, sample_weight = block[0], block[1], block[2]
     state = state.copy()  # the broadcast state is shared by the worker's tasks
     t0 = state.n_updates
     state.seed = block_seed(state.seed, index)
     n = X.shape[0]
     order = RowOrder().draw(state.seed, state.n_epochs, shuffle, min(cfg.batch_size, n), n)
-    rows = order[n * round_ // rounds : n * (round_ + 1) // rounds]
+    rows = order[slice(*round_rows(n, round_, rounds))]
     if rows.shape[0] == 0:
-        return state.P, state.optimizer_state, 0, 0.0, 0
+        return np.zeros_like(state.P), np.zeros_like(state.optimizer_state), 0, 0.0
     # The slice is the round's whole order, visited as it is; ``shuffle``
     # tells the backend to prefetch its rows.
     loss = advance(state, X, y, get_backend(backend), cfg, run, shuffle=shuffle,
-                   lr_schedule=lambda epoch: lr, rows=rows, rows_are_order=True).loss  # fmt: skip
-    return state.P, state.optimizer_state, state.n_updates - t0, loss, rows.shape[0]
+                   lr_schedule=lambda epoch: lr, rows=rows, rows_are_order=True,
+                   sample_weight=sample_weight).loss  # fmt: skip
+    # Weights w, not w·x/total: a single block's average is then its own
+    # parameters, bit for bit (1.0 · x is exact).
+    weight = rows.shape[0] / total
+    return (weight * state.P, weight * state.optimizer_state, state.n_updates - t0,
+            weight * loss)  # fmt: skip
+
+
+def add_terms(a, b):
+    """Two blocks' terms of a round's average added: sums, and the most updates either made."""
+    return a[0] + b[0], a[1] + b[1], max(a[2], b[2]), a[3] + b[3]
 
 
 def block_gradient(block, index, P, cfg, backend):
     """The block's loss sum and gradient sum at ``P`` (``batch_gradient`` over all its rows)."""
-    X, y = block[0], block[1]
+    X, y, sample_weight = block[0], block[1], block[2]
     n = X.shape[0]
     loss_sum, G = get_backend(backend).batch_gradient(
-        X, y, np.arange(n, dtype=row_order_dtype(n)), P, cfg
+        X, y, np.arange(n, dtype=row_order_dtype(n)), P, cfg, sample_weight
     )
     # batch_gradient returns the mean gradient: the sum is what adds up.
     return float(loss_sum), G * n
@@ -212,33 +229,24 @@ class AverageEpoch:
         lr = trainer.learning_rate(state.n_epochs)
         round_losses = []
         for round_ in range(self.rounds):
-            shared = executor.broadcast(state)
-            results = executor.gather(executor.map(
-                train_block, blocks.handles, shared, trainer.cfg, trainer.run,
-                trainer.backend, self.shuffle, lr, round_, self.rounds,
-            ))  # fmt: skip
-            total = sum(r[4] for r in results)
-            P, moments = np.zeros_like(state.P), np.zeros_like(state.optimizer_state)
-            loss = 0.0
-            # Weights w/total, not w·x/total: a single block's average is
-            # then its own parameters, bit for bit (1.0 · x and 0 + x are exact).
-            for P_b, moments_b, _, loss_b, rows in results:
-                if rows:
-                    weight = rows / total
-                    P += weight * P_b
-                    moments += weight * moments_b
-                    loss += weight * loss_b
+            spans = [round_rows(rows, round_, self.rounds) for rows in blocks.rows]
+            total = sum(stop - start for start, stop in spans)
+            # The blocks' terms are added where they lie, pairwise in block
+            # order (tree_sum): a fixed order of additions wherever the blocks
+            # are, and one term per worker crossing the network.
+            terms = executor.map(
+                train_block, blocks.handles, executor.broadcast(state), trainer.cfg, trainer.run,
+                trainer.backend, self.shuffle, lr, round_, self.rounds, total,
+            )  # fmt: skip
+            P, moments, updates, loss = tree_sum(executor, terms, add_terms)
             state.P[...] = P
             state.optimizer_state[...] = moments
-            state.n_updates += max(r[2] for r in results)
+            state.n_updates += updates
             round_losses.append((loss, total))
         # Weighted as the blocks are, so that one round's loss is the epoch's exactly.
         epoch_rows = sum(total for _, total in round_losses)
         loss = sum(total / epoch_rows * loss for loss, total in round_losses)
-        growth = growth_past_bound(state, loss)
-        if growth is not None:
-            raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
-        state.n_epochs += 1
+        end_epoch(state, loss, lr, 0)  # the rounds have counted the updates
         return Epoch(loss, time.perf_counter() - started)
 
 
@@ -260,13 +268,8 @@ class GradientEpoch:
         lr = trainer.learning_rate(state.n_epochs) * state.lr_factor
         finite = trainer.kernels.apply_update(state.P, G_sum / n, state.optimizer_state,
                                               trainer.cfg, lr, state.n_updates + 1)  # fmt: skip
-        if not (finite and np.isfinite(loss)):
-            raise DivergenceError(state.n_epochs + 1, 1, lr, None)
-        growth = growth_past_bound(state, loss)
-        if growth is not None:
-            raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
-        state.n_updates += 1
-        state.n_epochs += 1
+        # A parameter or moment made infinite by the step diverges as a loss does.
+        end_epoch(state, loss if finite else np.nan, lr, 1)
         return Epoch(loss, time.perf_counter() - started)
 
 
@@ -288,11 +291,17 @@ def check_strategy(settings):
         )
 
 
-def prepare(X, y, settings):
+def prepare(X, y, sample_weight, settings):
     """Checked settings' records, checked blocks and a fresh Trainer: all before any training."""
     check_strategy(settings)
     executor = executor_of(settings["client"])
-    blocks = checked_blocks(X, y, settings, executor)
+    blocks = checked_blocks(X, y, sample_weight, settings, executor)
+    if settings["rounds_per_epoch"] > max(blocks.rows):
+        raise ValueError(
+            f"rounds_per_epoch={settings['rounds_per_epoch']} is more than the rows of the "
+            f"largest block ({max(blocks.rows)}): some rounds would train on no rows. Use at "
+            "most that many rounds, or larger blocks."
+        )
     cfg, run = kernel_records(settings, n_samples=blocks.n_samples)
     trainer = Trainer.from_settings(settings, cfg, run, blocks.n_features, blocks.n_outputs,
                                     blocks.dtype, multi_output=blocks.multi_output)  # fmt: skip

@@ -55,9 +55,9 @@ class _DaskEstimator:
         given.update({name: getattr(self, name) for name in DRIVER_SETTINGS})
         return check_settings(DASK_FIT, {**given, **engine})
 
-    def _train(self, X, y, **engine):
+    def _train(self, X, y, sample_weight, **engine):
         settings = self._driver_settings(**engine)
-        trainer, epoch = prepare(X, y, settings)
+        trainer, epoch = prepare(X, y, sample_weight, settings)
         result = train(trainer, lambda: trainer.record(epoch), settings,
                        f"{type(self).__name__}.fit")  # fmt: skip
         self._engine_loss = settings["loss"]
@@ -129,19 +129,20 @@ class MiniBatchRegressor(_DaskEstimator, _estimators.MiniBatchRegressor):
     computed blockwise; ``score`` computes dask collections first.
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit on X and y (dask collections or arrays); see :func:`fastgd.dask.fit`.
 
         Parameters
         ----------
         X : dask array or array-like of shape (n_samples, n_features)
         y : dask array or array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : dask array, array-like of shape (n_samples,), float or None, default=None
 
         Returns
         -------
         self
         """
-        return self._train(X, y)
+        return self._train(X, y, sample_weight)
 
     @_lazy("Predicted targets", "(n_samples,) or (n_samples, n_outputs)")
     def predict(self, X):
@@ -159,13 +160,14 @@ class MiniBatchClassifier(_DaskEstimator, _estimators.MiniBatchClassifier):
     dask array are lazy dask arrays computed blockwise.
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit on X and the labels y (dask collections or arrays); see :func:`fastgd.dask.fit`.
 
         Parameters
         ----------
         X : dask array or array-like of shape (n_samples, n_features)
         y : dask array or array-like of shape (n_samples,)
+        sample_weight : dask array, array-like of shape (n_samples,), float or None, default=None
 
         Returns
         -------
@@ -181,7 +183,7 @@ class MiniBatchClassifier(_DaskEstimator, _estimators.MiniBatchClassifier):
         codes = y.map_blocks(lambda labels, classes=self.classes_: np.searchsorted(classes, labels),
                              dtype=np.intp)  # fmt: skip
         loss, _, _ = self._engine_setup(None)
-        return self._train(X, codes, loss=loss, n_classes=len(self.classes_))
+        return self._train(X, codes, sample_weight, loss=loss, n_classes=len(self.classes_))
 
     @_lazy("Scores (positive means ``classes_[1]`` for two classes)",
            "(n_samples,) or (n_samples, n_classes)")

@@ -489,6 +489,25 @@ def growth_past_bound(state, loss):
     return None
 
 
+def end_epoch(state, loss, lr, n_updates):
+    """Close an epoch of mean loss ``loss`` on ``state``: its checks, then its counters.
+
+    Every driver of epochs ends them here (:func:`advance`, the Dask
+    driver's strategies). A ``loss`` that is not finite, or growth past
+    :data:`GROWTH_BOUND` (:func:`growth_past_bound`), raises DivergenceError
+    naming the epoch (and, for a non-finite loss, the ``n_updates`` made up
+    to the diverging one); otherwise ``state`` counts the epoch and its
+    ``n_updates`` updates.
+    """
+    if not np.isfinite(loss):
+        raise DivergenceError(state.n_epochs + 1, n_updates, lr, None)
+    growth = growth_past_bound(state, loss)
+    if growth is not None:
+        raise DivergenceError(state.n_epochs + 1, None, lr, None, growth=growth)
+    state.n_updates += n_updates
+    state.n_epochs += 1
+
+
 class Epoch(NamedTuple):
     """What :func:`advance` reports of the epoch it ran.
 
@@ -586,15 +605,9 @@ def advance(state, X, y, kernels, cfg, run, *, shuffle, lr_schedule, rows=None,
             X, y, order, P, optimizer_state, cfg, epoch_lr, t0, run, sample_weight
         )
         seconds = time.perf_counter() - started
-        if not np.isfinite(epoch_loss):
-            # The kernel stopped after the diverging batch's update, which
-            # n_updates counts (``_reference.run_epoch``).
-            raise DivergenceError(state.n_epochs + 1, int(n_updates), epoch_lr, None)
-        growth = growth_past_bound(state, float(epoch_loss))
-        if growth is not None:
-            raise DivergenceError(state.n_epochs + 1, None, epoch_lr, None, growth=growth)
-        state.n_updates += int(n_updates)
-        state.n_epochs += 1
+        # The kernel stopped after a diverging batch's update, which
+        # n_updates counts (``_reference.run_epoch``).
+        end_epoch(state, float(epoch_loss), epoch_lr, int(n_updates))
         return Epoch(float(epoch_loss), seconds)
     except BaseException:
         state.restore(saved)

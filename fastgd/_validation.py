@@ -878,14 +878,17 @@ def output_weights(sample_weight, n_outputs, loss):
     return sample_weight
 
 
-def check_sample_weight(sample_weight, n_samples):
+def check_sample_weight(sample_weight, n_samples, *, first_row=None):
     """Return ``sample_weight`` as a float64 C-contiguous array of shape (n_samples,), or None.
 
     None stays None (the unweighted kernels); a number is that weight for
     every row. The weights must be real (integers, floats or bools), finite
-    and non-negative, and not all 0 (nothing would be learnt). A copy is
-    made only when the array is not already C-contiguous float64; the
-    caller's array is never written to.
+    and non-negative, and not all 0 (nothing would be learnt). An int
+    ``first_row``: these are the weights of rows ``first_row`` on of a
+    larger whole (a Dask block's), named so in messages; they may all be 0
+    and the caller checks the whole with :func:`refuse_zero_weights`. A copy is made only
+    when the array is not already C-contiguous float64; the caller's array
+    is never written to.
     """
     if sample_weight is None:
         return None
@@ -908,14 +911,20 @@ def check_sample_weight(sample_weight, n_samples):
     if negative.size:
         raise ValueError(
             f"sample_weight must be non-negative; got {shown(weights[negative[0]])} "
-            f"at row {int(negative[0])}."
+            f"at row {(first_row or 0) + int(negative[0])}."
         )
-    if not weights.any():
+    if first_row is None:
+        refuse_zero_weights(weights.any())
+    return weights
+
+
+def refuse_zero_weights(any_positive):
+    """Refuse weights of which none is positive (``any_positive`` False)."""
+    if not any_positive:
         raise ValueError(
             "sample_weight is zero for every row (all weights are zero): there is "
             "nothing to learn. Give some rows a positive weight."
         )
-    return weights
 
 
 def check_fit_settings(*, n_samples, **settings):

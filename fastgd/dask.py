@@ -23,7 +23,7 @@ __all__ = ["MiniBatchClassifier", "MiniBatchRegressor", "fit"]
 
 
 @document_settings(DASK_FIT)
-def fit(X, y, **settings):
+def fit(X, y, sample_weight=None, **settings):
     """Fit a linear model by gradient descent on data spread over a Dask cluster.
 
     Takes every setting of :func:`fastgd.fit` (the same defaults and checks)
@@ -70,6 +70,11 @@ def fit(X, y, **settings):
     y : dask array, dask Series or array-like of shape (n_samples,) or (n_samples, n_outputs)
         As for :func:`fastgd.fit`, rechunked to X's row chunks if its own
         differ; a block may lack classes (the classes are those of all of y).
+    sample_weight : dask array, dask Series, array-like of shape (n_samples,), float or None, default=None
+        As for :func:`fastgd.fit` (each row's loss and gradient times its
+        weight), rechunked to X's row chunks; checked blockwise in the same
+        pass as X (a block's weights may all be 0, not all of them). The
+        average stays weighted by rows.
     {settings}
 
     Returns
@@ -103,7 +108,7 @@ def fit(X, y, **settings):
     (array([ 1. , -2. ,  0.5]), 3.0)
     """
     settings = check_settings(DASK_FIT, settings)
-    trainer, epoch = prepare(X, y, settings)
+    trainer, epoch = prepare(X, y, sample_weight, settings)
     return train(trainer, lambda: trainer.record(epoch), settings, "fastgd.dask.fit")
 
 
@@ -111,6 +116,7 @@ def fit(X, y, **settings):
 # that help() and inspect show them without a second list to keep.
 fit.__signature__ = inspect.Signature(
     [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("X", "y")]
+    + [inspect.Parameter("sample_weight", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
     + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=row.default)
        for name, row in table(DASK_FIT).items()]
 )  # fmt: skip

@@ -294,3 +294,70 @@ def test_estimator_only_settings_are_refused(client):
     X, y = make_problem("squared_error", np.float64, n=100)
     with pytest.raises(ValueError, match="early_stopping=True"):
         fastgd.dask.MiniBatchRegressor(early_stopping=True).fit(blocks(X, 2), y)
+
+
+# --- sample weights ---------------------------------------------------------------
+
+
+def weights_of(n, seed=0):
+    return np.random.default_rng(seed).uniform(0.0, 3.0, n)
+
+
+def test_weighted_one_block_is_weighted_fastgd_fit_bit_for_bit(client):
+    X, y = make_problem("log_loss", np.float64, n=N)
+    w = weights_of(N)
+    settings = dict(loss="log_loss", optimizer="adam", epochs=3, random_state=7)
+    expected = fastgd.fit(X, y, w, **settings)
+    assert_same_bits(fastgd.dask.fit(blocks(X, 1), y, w, **settings), expected)
+    # A number is that weight for every row, as in fastgd.fit.
+    assert_same_bits(fastgd.dask.fit(blocks(X, 1), y, sample_weight=2.5, **settings),
+                     fastgd.fit(X, y, 2.5, **settings))  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "multinomial"])
+def test_weighted_gradient_strategy_is_weighted_full_batch_fit(client, loss):
+    X, y = make_problem(loss, np.float64, n=600)
+    w = weights_of(600, 1)
+    w[:200] = 0.0  # a whole block of weight 0 is allowed: the others are not
+    settings = dict(loss=loss, optimizer="momentum", penalty="l2", lr=0.1, epochs=4,
+                    batch_size=None)  # fmt: skip
+    expected = fastgd.fit(X, y, w, shuffle=False, **settings)
+    result = fastgd.dask.fit(blocks(X, 3), y, da.from_array(w, chunks=150), strategy="gradient",
+                             **settings)  # fmt: skip
+    np.testing.assert_allclose(result.coef, expected.coef, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(result.loss_history, expected.loss_history, rtol=1e-10)
+
+
+def test_weights_change_the_average_as_they_change_fit(client):
+    # Weight 0 on a half of the rows: the average learns the other half's
+    # model, as fastgd.fit does, and not the unweighted one.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, 3))
+    first = np.arange(N) < N // 2
+    y = np.where(first, X @ [1.0, 2.0, 3.0], X @ [-1.0, 0.0, 1.0])
+    w = first.astype(float)
+    settings = dict(lr=0.05, epochs=20, random_state=0)
+    result = fastgd.dask.fit(blocks(X, 4), y, da.from_array(w, chunks=300), **settings)
+    np.testing.assert_allclose(result.coef, [1.0, 2.0, 3.0], atol=2e-2)
+
+
+@pytest.mark.parametrize("weights, error, match", [
+    (np.zeros(400), ValueError, "zero for every row"),
+    (np.r_[np.ones(250), -1.0, np.ones(149)], ValueError, "non-negative; got -1.0 at row 250"),
+    (np.ones(300), ValueError, r"shape \(400,\)"),
+    (np.array(["a"] * 400), TypeError, "real numbers"),
+])  # fmt: skip
+def test_bad_weights_are_refused_before_any_training(client, weights, error, match):
+    X, y = make_problem("squared_error", np.float64, n=400)
+    with distributed.get_task_stream(client) as stream:
+        with pytest.raises(error, match=match):
+            fastgd.dask.fit(blocks(X, 4), y, weights)
+    assert training_tasks(stream) == []
+
+
+def test_estimators_take_sample_weight(client):
+    X, y = make_problem("squared_error", np.float64, n=N)
+    w = weights_of(N, 2)
+    model = fastgd.dask.MiniBatchRegressor(epochs=3, tol=None, random_state=4)
+    model.fit(blocks(X, 1), y, sample_weight=w)
+    assert np.array_equal(model.coef_, fastgd.fit(X, y, w, epochs=3, random_state=4).coef)
