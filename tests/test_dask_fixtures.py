@@ -52,7 +52,7 @@ def test_fit_on_worker_processes_is_the_local_schedulers_and_leaves_nothing_held
 
     # The same bits in this process, on Dask's local scheduler.
     monkeypatch.setattr(distributed, "get_client", no_client)
-    local = fastgd.dask.fit(X_blocks, y_blocks, callback=lambda *a: None, **settings)
+    local = fastgd.dask.fit(X_blocks, y_blocks, **settings)
     assert np.array_equal(on_cluster.coef, local.coef)
     assert on_cluster.loss_history == local.loss_history
     # The fit released every block and result it held on the cluster.
