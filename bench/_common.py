@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from typing import Callable, NamedTuple, Optional
 
@@ -103,6 +104,33 @@ REFERENCE = "numpy"
 # What each compiled backend promises against the reference (rtol per dtype),
 # for a backend module that does not declare it as ``TOLERANCE`` itself.
 DEFAULT_TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+def readme_markers(name):
+    """The README's markers around the generated block ``name``: ``(start, end)``.
+
+    The README's generated tables live between such markers, so that a
+    bench's ``--readme`` rewrites its own table and nothing else.
+    """
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def readme_block(document, name):
+    """The text between the markers of block ``name`` in ``document``."""
+    start, end = readme_markers(name)
+    return document.split(start)[1].split(end)[0]
+
+
+def rewrite_readme_block(path, name, text):
+    """Replace the text between the markers of block ``name`` in the file ``path`` with ``text``."""
+    start, end = readme_markers(name)
+    with open(path) as f:
+        document = f.read()
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(document):
+        raise ValueError(f"{path} has no {start} ... {end} block to rewrite")
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda _: f"{start}\n{text}\n{end}", document))
 
 
 def tolerance(backend, dtype):

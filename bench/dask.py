@@ -3,8 +3,8 @@
 For each worker count: one persisted problem (log loss, float64), then each
 method trained on it, recording rows/s, the training loss against wall time,
 whether and when it reaches the target loss (the best loss any method
-reached, times 1.01), and for fastgd the scheduler's share of a round (wall
-time of a round minus the longest task's compute time, over the round's
+reached, times 1.01), and for fastgd the scheduler's share of a round (the
+round's wall time less the busiest worker's compute in it, over the round's
 wall time, from the scheduler's task stream) and the bytes moved per round
 (the workers' ``transfer_outgoing_bytes_total``, counted from the end of the
 first round, which also moves what the fit places once; that round's own
@@ -12,14 +12,28 @@ bytes are ``first_round_bytes``). Peers
 that do not install (dask-ml, dask-glm against today's dask) are recorded
 as skipped, with the reason.
 
+``--readme README.md`` rewrites the README's table of the figures
+(:func:`readme_table`); ``--table-from dask.json`` rewrites it from a
+previous run's JSON, measuring nothing.
+
     python -m bench.dask --out bench/out [--rows 200000] [--workers 1 2]
 """
 
+import json
 import time
 
 import numpy as np
 
-from bench._common import add_flag, bench_parser, machine_info, machine_line, write_json
+from bench._common import (
+    add_flag,
+    bench_parser,
+    machine_info,
+    machine_line,
+    rewrite_readme_block,
+    write_json,
+)
+
+README_BLOCK = "dask"  # the README's markers of the table
 
 TARGET_SLACK = 1.01
 
@@ -48,8 +62,11 @@ def fastgd_method(strategy, epochs):
         # Bytes are counted from the end of the first round: that round also
         # moves what the fit itself places once (y's blocks beside X's).
         after_first = []
+        # The epochs' ends on the task stream's clock (time.time()).
+        ends = [time.time()]
 
         def record(epoch, loss, coef, intercept):
+            ends.append(time.time())
             curve.append((time.perf_counter() - started, loss))
             if not after_first:
                 after_first.append(transferred_bytes(client))
@@ -61,7 +78,7 @@ def fastgd_method(strategy, epochs):
                             batch_size=None if strategy == "gradient" else 256)  # fmt: skip
             result = fastgd.dask.fit(X, y, strategy=strategy, client=client, **settings)
         end = transferred_bytes(client)
-        rounds = round_overheads(stream.data, result.epoch_seconds)
+        rounds = round_overheads(stream.data, ends, result.epoch_seconds)
         steady = (end - after_first[0]) / (epochs - 1) if epochs > 1 else None
         return dict(curve=curve, coef=result.coef, intercept=result.intercept, epochs=epochs,
                     first_round_bytes=after_first[0] - before, bytes_per_round=steady,
@@ -70,18 +87,26 @@ def fastgd_method(strategy, epochs):
     return run
 
 
-def round_overheads(tasks, epoch_seconds):
-    """The scheduler's share of each round: (wall − longest task compute) / wall."""
-    training = [t for t in tasks if "train_block" in t["key"] or "block_gradient" in t["key"]]
-    computes = {}
-    for task in training:
-        for part in task["startstops"]:
-            if part["action"] == "compute":
-                computes.setdefault(task["key"], 0.0)
-                computes[task["key"]] += part["stop"] - part["start"]
-    longest = max(computes.values(), default=0.0)
-    shares = [max(0.0, (wall - longest) / wall) for wall in epoch_seconds if wall > 0]
-    return dict(scheduler_share=float(np.median(shares)) if shares else None,
+def round_overheads(tasks, ends, epoch_seconds):
+    """The scheduler's share of each round: (wall − the busiest worker's compute) / wall.
+
+    A round's compute is that of the tasks (training and adding up) whose
+    compute started between the end of the epoch before and its own
+    (``ends``); a worker's is the sum of its tasks', as it runs one at a time.
+    The first round, which also compiles the kernels on the workers, is left
+    out when there are others.
+    """
+    shares = []
+    for (start, stop), wall in zip(zip(ends, ends[1:]), epoch_seconds):
+        busy = {}
+        for task in tasks:
+            for part in task["startstops"]:
+                if part["action"] == "compute" and start <= part["start"] < stop:
+                    busy[task["worker"]] = busy.get(task["worker"], 0.0) + part["stop"] - part["start"]
+        if wall > 0:
+            shares.append(max(0.0, (wall - max(busy.values(), default=0.0)) / wall))
+    steady = shares[1:] or shares
+    return dict(scheduler_share=float(np.median(steady)) if steady else None,
                 round_seconds=float(np.median(epoch_seconds)))  # fmt: skip
 
 
@@ -192,6 +217,46 @@ def plot(results, path):
     fig.savefig(path)
 
 
+def readme_table(figures):
+    """The README's table of a run: per worker count and method, time to the target and ratios."""
+    args = figures["args"]
+    lines = [
+        f"{args['rows']:,} × {args['n_features']} rows of float64 persisted on a "
+        f"`LocalCluster` (1 thread per worker, 4 blocks per worker), log loss, "
+        f"{args['epochs']} epochs or iterations each; the target is the best final "
+        f"training loss of any method times {TARGET_SLACK}. "
+        f"{figures['machine']['cpu']}, {figures['machine']['cores']} cores, {figures['date']}.",
+        "",
+        "| workers | method | reaches the target in | time over fastgd average's | rows/s "
+        "| final loss | scheduler's share of a round | bytes moved per round |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workers, run in figures["workers"].items():
+        methods = run["methods"]
+        lead = methods.get("fastgd average", {}).get("target_seconds")
+        for name, found in methods.items():
+            if "skipped" in found:
+                lines.append(f"| {workers} | {name} | skipped: {found['skipped']} "
+                             "| | | | | |")  # fmt: skip
+                continue
+            reached = found["target_seconds"]
+            if reached is None:
+                when = f"not reached in {found['seconds']:.2f} s"
+                versus = f"> {found['seconds'] / lead:.1f}×" if lead else "–"
+            else:
+                when = f"{reached:.2f} s"
+                versus = f"{reached / lead:.1f}×" if lead else "–"
+            share = found.get("scheduler_share")
+            moved = found.get("bytes_per_round")
+            lines.append(
+                f"| {workers} | {name} | {when} | {versus} | {found['rows_per_second']:,.0f} "
+                f"| {found['curve'][-1][1]:.4f} | "
+                + ("–" if share is None else f"{share:.1%}") + " | "
+                + ("–" if moved is None else f"{moved:,.0f}") + " |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     import os
 
@@ -202,7 +267,15 @@ def main(argv=None):
                         help="worker counts, one LocalCluster each (1 thread per worker)")
     add_flag(parser, "epochs", 5)
     add_flag(parser, "out", "bench/out")
+    parser.add_argument("--readme", help="rewrite this README's table of the figures")
+    parser.add_argument("--table-from", metavar="JSON",
+                        help="measure nothing: rewrite --readme's table from this dask.json")
     args = parser.parse_args(argv)
+    if args.table_from:
+        with open(args.table_from) as f:
+            figures = json.load(f)
+        rewrite_readme_block(args.readme, README_BLOCK, readme_table(figures))
+        return figures
     print(machine_line())
     results = {}
     for workers in args.workers:
@@ -224,6 +297,9 @@ def main(argv=None):
     print(f"wrote {write_json(args.out, 'dask.json', figures)}")
     plot(results, os.path.join(args.out, "dask.png"))
     print(f"wrote {os.path.join(args.out, 'dask.png')}")
+    if args.readme:
+        rewrite_readme_block(args.readme, README_BLOCK, readme_table(figures))
+        print(f"rewrote the Dask table of {args.readme}")
     return figures
 
 

@@ -23,7 +23,6 @@ measured, never a pasted number.
 
 import functools
 import json
-import re
 import time
 
 import numpy as np
@@ -45,6 +44,7 @@ from ._common import (
     read_rows_in_order,
     read_rows_sequentially,
     resolve_batch_sizes,
+    rewrite_readme_block,
     write_json,
 )
 
@@ -52,8 +52,7 @@ MODES = (True, False, "batches")
 LOSSES = {"squared_error": "regression", "log_loss": "binary"}
 CHECK_ROWS = 2_000
 LR = 1e-3
-README_START = "<!-- end-to-end:start -->"
-README_END = "<!-- end-to-end:end -->"
+README_BLOCK = "end-to-end"  # the README's markers of the table
 
 
 def mode_name(mode):
@@ -175,7 +174,7 @@ def main(argv=None):
     if args.table_from:
         with open(args.table_from) as f:
             figures = json.load(f)
-        write_readme_table(args.readme, figures)
+        rewrite_readme_block(args.readme, README_BLOCK, readme_table(figures))
         return figures
     available = fastgd.available_backends()
     args.backends = [b for b in args.backends if b in available]
@@ -197,7 +196,7 @@ def main(argv=None):
     if args.out:
         print(f"wrote {write_json(args.out, 'end_to_end.json', figures)}")
     if args.readme:
-        write_readme_table(args.readme, figures)
+        rewrite_readme_block(args.readme, README_BLOCK, readme_table(figures))
         print(f"rewrote the end-to-end table of {args.readme}")
     return figures
 
@@ -248,18 +247,6 @@ def readme_table(figures):
                 lines.append(f"| {pretty} | {loss} | {mode_name(mode)} | " + " | ".join(shares)
                              + f" | {versus} | {small} | {max(outside):.1%} |")  # fmt: skip
     return "\n".join(lines)
-
-
-def write_readme_table(path, figures):
-    """Replace the text between the README's end-to-end markers with :func:`readme_table`."""
-    with open(path) as f:
-        text = f.read()
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path} has no {README_START} ... {README_END} block to rewrite")
-    block = f"{README_START}\n{readme_table(figures)}\n{README_END}"
-    with open(path, "w") as f:
-        f.write(pattern.sub(lambda _: block, text))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 
 import fastgd
 from bench import scaling
+from bench._common import readme_block, readme_markers
 
 FIGURES = ("rows_per_s", "seconds_per_epoch", "updates_per_s", "final_loss",
            "time_to_target_s", "epochs_to_target", "floor_fraction", "extrapolated")  # fmt: skip
@@ -127,7 +128,8 @@ def test_end_to_end_reports_every_cell_and_rewrites_the_readme_table(tmp_path, c
     from bench import end_to_end
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{end_to_end.README_START}\nold\n{end_to_end.README_END}\nend\n")
+    start, end = readme_markers(end_to_end.README_BLOCK)
+    readme.write_text(f"intro\n{start}\nold\n{end}\nend\n")
     end_to_end.main(["--sizes", "3000x8", "--dtypes", "float32", "--batch-sizes", "1", "8", "n",
                      "--epochs", "2", "--repeats", "2", "--out", str(tmp_path),
                      "--readme", str(readme)])  # fmt: skip
@@ -185,7 +187,7 @@ def test_the_readme_end_to_end_table_is_the_committed_figures():
     root = Path(__file__).resolve().parents[1]
     figures = json.loads((root / "docs" / "end_to_end.json").read_text())
     readme = (root / "README.md").read_text()
-    block = readme.split(end_to_end.README_START)[1].split(end_to_end.README_END)[0]
+    block = readme_block(readme, end_to_end.README_BLOCK)
     assert block.strip() == end_to_end.readme_table(figures).strip()
 
 
@@ -193,8 +195,11 @@ def test_dask_bench_reports_fastgd_strategies_and_the_peers_or_why_not(tmp_path,
     pytest.importorskip("distributed")
     from bench import dask as dask_bench
 
+    readme = tmp_path / "README.md"
+    start, end = readme_markers(dask_bench.README_BLOCK)
+    readme.write_text(f"intro\n{start}\nold\n{end}\nend\n")
     dask_bench.main(["--rows", "4000", "--n-features", "8", "--workers", "1", "--epochs", "2",
-                     "--out", str(tmp_path)])  # fmt: skip
+                     "--out", str(tmp_path), "--readme", str(readme)])  # fmt: skip
     report = json.loads((tmp_path / "dask.json").read_text())
     assert (tmp_path / "dask.png").stat().st_size > 0
     methods = report["workers"]["1"]["methods"]
@@ -206,3 +211,5 @@ def test_dask_bench_reports_fastgd_strategies_and_the_peers_or_why_not(tmp_path,
     # Every peer either ran or says why not.
     assert all("curve" in m or m["skipped"] for m in methods.values())
     assert "fastgd average" in capsys.readouterr().out
+    text = readme.read_text()
+    assert "old" not in text and text.count("| 1 | ") == len(methods)
