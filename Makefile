@@ -78,11 +78,12 @@ bench-fit: $(STAMP)
 	$(PY) -m bench.end_to_end --out docs --readme README.md
 
 # fastgd.dask's strategies beside dask-ml and dask-glm on LocalClusters of 1
-# and 2 workers: bench/out/dask.json and dask.png (the peers are skipped, and
-# said so, where they do not install).
+# and 2 workers (4,000,000 x 64, about 15 minutes here): docs/dask.json and
+# dask.png, and README.md's table rewritten from them (the peers are skipped,
+# and said so, where they do not install).
 bench-dask: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench,dask]"
-	$(PY) -m bench.dask --out bench/out
+	$(PY) -m bench.dask --out docs --readme README.md
 
 # import time, first fit with Numba's cache cold and warm, memory of a fit.
 bench-startup: $(STAMP)
