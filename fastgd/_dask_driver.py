@@ -64,7 +64,7 @@ class ClientExecutor:
     """A ``distributed.Client``: blocks stay on the workers that computed them.
 
     A task given a block's future is scheduled where that block lives; the
-    state it starts from travels with each task (it is small). A block
+    state it starts from is broadcast by a task of its own. A block
     lost with its worker is recomputed from its graph by the scheduler (and
     the tasks that needed it rerun, with the same inputs, so the same bits);
     one that cannot be recomputed raises a RuntimeError, never a partial
@@ -78,11 +78,13 @@ class ClientExecutor:
         return self.client.compute(tasks)
 
     def broadcast(self, value):
-        # The state (K × (n_features + 1) numbers) travels inside each task
-        # rather than through client.scatter(broadcast=True): a scatter to a
-        # cluster that has just lost a worker can wait on it, while a task
-        # that carries its inputs is simply rerun elsewhere.
-        return value
+        # One task holds the value and the blocks' tasks depend on it, so it
+        # travels once to one worker, and from there once to each other
+        # worker that needs it (not inside each of its tasks). Not
+        # client.scatter(broadcast=True): a scatter to a cluster that has
+        # just lost a worker can wait on it, and scattered data cannot be
+        # recomputed, while this task is rerun from its arguments.
+        return self.client.submit(held, value, pure=False)
 
     def map(self, function, handles, *args):
         submit = self.client.submit
@@ -103,6 +105,11 @@ class ClientExecutor:
                 "can recompute (dask.array.from_array, a file reader, dask.array.random) "
                 "rather than from scattered data."
             ) from exc
+
+
+def held(value):
+    """A task's result that is its argument: a value for other tasks to depend on."""
+    return value
 
 
 def executor_of(client):
