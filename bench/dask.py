@@ -149,15 +149,40 @@ def methods(epochs):
     }
 
 
-def problem(n, d, chunks):
-    """A persisted log-loss problem: seeded dask.random, so a lost block is recomputable."""
+BLOCKS_PER_WORKER = 4
+
+
+def make_block(seed, index, rows, d):
+    """Rows of block ``index`` of the problem: X from its own seeded stream, y from X."""
+    rng = np.random.default_rng([seed, index])
+    X = rng.standard_normal((rows, d))
+    w = np.random.default_rng(seed).standard_normal(d) / np.sqrt(d)
+    y = ((X @ w + 0.5 * rng.standard_normal(rows)) > 0).astype(np.float64)
+    return X, y
+
+
+def problem(client, n, d):
+    """A persisted log-loss problem, :data:`BLOCKS_PER_WORKER` blocks per worker, consecutive.
+
+    Each block is made by a task on the worker that keeps it (blocks 0 to 3
+    on the first worker, and so on), X and y together, so that every worker
+    holds as many rows, and a lost block is recomputed from its task.
+    """
+    import dask
     import dask.array as da
 
-    state = da.random.RandomState(0)
-    X = state.standard_normal((n, d), chunks=(chunks, d))
-    w = np.random.default_rng(0).standard_normal(d) / np.sqrt(d)
-    y = ((X @ w + 0.5 * state.standard_normal(n, chunks=chunks)) > 0).astype(np.float64)
-    return X.persist(), y.persist()
+    workers = sorted(client.scheduler_info()["workers"])
+    n_blocks = BLOCKS_PER_WORKER * len(workers)
+    bounds = [n * b // n_blocks for b in range(n_blocks + 1)]
+    X_parts, y_parts = [], []
+    for b in range(n_blocks):
+        rows, where = bounds[b + 1] - bounds[b], [workers[b // BLOCKS_PER_WORKER]]
+        block = client.submit(make_block, 0, b, rows, d, workers=where)
+        X_parts.append(da.from_delayed(client.submit(lambda p: p[0], block, workers=where),
+                                       (rows, d), np.float64))  # fmt: skip
+        y_parts.append(da.from_delayed(client.submit(lambda p: p[1], block, workers=where),
+                                       (rows,), np.float64))  # fmt: skip
+    return dask.persist(da.concatenate(X_parts), da.concatenate(y_parts))
 
 
 def measure(workers, args, say):
@@ -166,10 +191,12 @@ def measure(workers, args, say):
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster) as client:
-            X, y = problem(args.rows, args.n_features, -(-args.rows // (4 * workers)))
+            X, y = problem(client, args.rows, args.n_features)
             distributed.wait([X, y])
             figures = {}
             for name, run in methods(args.epochs).items():
+                if args.methods and not any(part in name for part in args.methods):
+                    continue
                 try:
                     started = time.perf_counter()
                     found = run(client, X, y)
@@ -266,6 +293,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="worker counts, one LocalCluster each (1 thread per worker)")
     add_flag(parser, "epochs", 5)
+    parser.add_argument("--methods", nargs="+",
+                        help="run only the methods whose names contain one of these")
     add_flag(parser, "out", "bench/out")
     parser.add_argument("--readme", help="rewrite this README's table of the figures")
     parser.add_argument("--table-from", metavar="JSON",

@@ -86,6 +86,24 @@ SLOT_MOMENT1, SLOT_MOMENT2, SLOT_AVERAGE, SLOT_L1_APPLIED = range(len(STATE_SLOT
 N_STATE_SLOTS = len(STATE_SLOTS)
 
 
+def slots_in_use(cfg):
+    """The slots of the optimizer state that ``cfg``'s updates write; the others stay 0.
+
+    A driver that moves optimizer states between machines (the Dask
+    average) moves these alone. Returns a tuple of slot indices.
+    """
+    slots = ()
+    if cfg.optimizer != OPT_SGD:
+        slots += (SLOT_MOMENT1,)
+    if cfg.optimizer in (OPT_ADAM, OPT_ADAMW):
+        slots += (SLOT_MOMENT2,)
+    if cfg.average_start:
+        slots += (SLOT_AVERAGE,)
+    if cfg.l1_cumulative:
+        slots += (SLOT_L1_APPLIED,)
+    return slots
+
+
 class KernelConfig(NamedTuple):
     """What an epoch computes: everything a kernel's arithmetic needs besides the arrays.
 

@@ -156,7 +156,7 @@ def checked_blocks(X, y, sample_weight, settings, executor):
     handles = executor.persist([
         check(xb, yb, wb, first_row, dtype, loss, block_classes, allow_copy)
         for xb, yb, wb, first_row in zip(x_blocks, y_blocks, w_blocks, first_rows)
-    ])  # fmt: skip
+    ], near=x_blocks)  # fmt: skip
     summaries = executor.gather(executor.map(_summary, handles))
     rows = tuple(int(n) for n, _, _, _ in summaries)
     n_outputs = summaries[0][2]

@@ -18,12 +18,14 @@ nothing) and the epochs through ``_engine.train`` (tol, callback, Ctrl-C), as
 in ``fastgd.fit``.
 """
 
+import functools
 import time
 
 import numpy as np
 
 from ._dask_data import checked_blocks
 from ._engine import Epoch, Trainer, advance, end_epoch
+from ._config import slots_in_use
 from ._settings import kernel_records
 from ._state import RowOrder, row_order_dtype
 from ._validation import shown
@@ -38,12 +40,12 @@ AVERAGE, GRADIENT = "average", "gradient"
 class LocalExecutor:
     """Dask's local scheduler: the checked blocks are held by this process."""
 
-    def persist(self, tasks):
+    def persist(self, tasks, near):
         import dask
 
         return list(dask.compute(*tasks))
 
-    def broadcast(self, value):
+    def broadcast(self, value, nbytes):
         return value
 
     def map(self, function, handles, *args):
@@ -74,21 +76,46 @@ class ClientExecutor:
     def __init__(self, client):
         self.client = client
 
-    def persist(self, tasks):
-        return self.client.compute(tasks)
+    def persist(self, tasks, near):
+        """Compute ``tasks``, each on the worker that holds ``near``'s block of the same index.
 
-    def broadcast(self, value):
-        # One task holds the value and the blocks' tasks depend on it, so it
-        # travels once to one worker, and from there once to each other
-        # worker that needs it (not inside each of its tasks). Not
-        # client.scatter(broadcast=True): a scatter to a cluster that has
-        # just lost a worker can wait on it, and scattered data cannot be
-        # recomputed, while this task is rerun from its arguments.
+        ``near`` are X's blocks (delayed): a block already computed on the
+        cluster keeps its task on its worker (``allow_other_workers`` only
+        should that worker be gone), so that it is the small y that moves to
+        X, never X to y. A block not yet on the cluster leaves the choice to
+        the scheduler.
+        """
+        from distributed import futures_of, wait
+
+        held = futures_of(near)
+        wait(held)
+        holders = self.client.who_has(held) if held else {}
+        compute = self.client.compute
+        return [compute(task, workers=holders[block.key], allow_other_workers=True)
+                if holders.get(block.key) else compute(task)
+                for task, block in zip(tasks, near)]  # fmt: skip
+
+    def broadcast(self, value, nbytes):
+        """``value`` for the tasks of a round: itself when small, else a task that holds it.
+
+        A value of at most :data:`INLINE_BYTES` travels inside each task,
+        which then starts at once. A larger one is held by a task of its own
+        that the blocks' tasks depend on, so it travels once to one worker
+        and from there once to each other worker that needs it, at the cost
+        of that task's round trip first. Not ``client.scatter(broadcast=True)``:
+        a scatter to a cluster that has just lost a worker can wait on it,
+        and scattered data cannot be recomputed, while the task is rerun
+        from its argument.
+        """
+        if nbytes <= INLINE_BYTES:
+            return value
         return self.client.submit(held, value, pure=False)
 
     def map(self, function, handles, *args):
-        submit = self.client.submit
-        return [submit(function, h, i, *args, pure=False) for i, h in enumerate(handles)]
+        # One client.map: the round's tasks reach the scheduler in one message.
+        n = len(handles)
+        return self.client.map(function, handles, range(n), *[[a] * n for a in args],
+                               pure=False)  # fmt: skip
 
     def call(self, function, *args):
         return self.client.submit(function, *args, pure=False)
@@ -105,6 +132,10 @@ class ClientExecutor:
                 "can recompute (dask.array.from_array, a file reader, dask.array.random) "
                 "rather than from scattered data."
             ) from exc
+
+
+# The largest broadcast value sent inside each task (ClientExecutor.broadcast).
+INLINE_BYTES = 64 * 1024
 
 
 def held(value):
@@ -134,12 +165,27 @@ def executor_of(client):
     return ClientExecutor(client)
 
 
+# Terms added by one task of tree_sum: one level for up to this many blocks,
+# a level more for each factor of it (each level is a scheduler round trip).
+TREE_WIDTH = 4
+
+
 def tree_sum(executor, handles, add):
-    """``add``-reduce ``handles`` pairwise, level by level, in block order: a fixed float order."""
+    """``add``-reduce ``handles`` in block order: groups of :data:`TREE_WIDTH`, level by level.
+
+    The tree's shape depends on the number of blocks alone, so the order of
+    the additions, and the float result, do not depend on where the blocks
+    are; each group's task runs where its terms lie.
+    """
     while len(handles) > 1:
-        pairs = [executor.call(add, a, b) for a, b in zip(handles[::2], handles[1::2])]
-        handles = pairs + handles[len(handles) - len(handles) % 2 :]
+        groups = [handles[i : i + TREE_WIDTH] for i in range(0, len(handles), TREE_WIDTH)]
+        handles = [g[0] if len(g) == 1 else executor.call(fold, add, *g) for g in groups]
     return executor.gather(handles)[0]
+
+
+def fold(add, *terms):
+    """``add(add(terms[0], terms[1]), terms[2])…``: one group of :func:`tree_sum`, left to right."""
+    return functools.reduce(add, terms)
 
 
 # --- the tasks ------------------------------------------------------------------------
@@ -169,7 +215,8 @@ def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rou
     Returns the block's term of the round's average, its rows' share
     ``w = rows / total`` of the round's ``total`` rows times what it
     trained: ``(w·P, w·optimizer_state, updates, w·loss)``, which
-    :func:`add_terms` adds up (a slice of no rows is all zeros).
+    :func:`add_terms` adds up (a slice of no rows is all zeros); of the
+    optimizer state, only the slots the settings write (``slots_in_use``).
     """
     X, y, sample_weight = block[0], block[1], block[2]
     state = state.copy()  # the broadcast state is shared by the worker's tasks
@@ -178,8 +225,9 @@ def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rou
     n = X.shape[0]
     order = RowOrder().draw(state.seed, state.n_epochs, shuffle, min(cfg.batch_size, n), n)
     rows = order[slice(*round_rows(n, round_, rounds))]
+    slots = list(slots_in_use(cfg))
     if rows.shape[0] == 0:
-        return np.zeros_like(state.P), np.zeros_like(state.optimizer_state), 0, 0.0
+        return np.zeros_like(state.P), np.zeros_like(state.optimizer_state[slots]), 0, 0.0
     # The slice is the round's whole order, visited as it is; ``shuffle``
     # tells the backend to prefetch its rows.
     loss = advance(state, X, y, get_backend(backend), cfg, run, shuffle=shuffle,
@@ -188,7 +236,7 @@ def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rou
     # Weights w, not w·x/total: a single block's average is then its own
     # parameters, bit for bit (1.0 · x is exact).
     weight = rows.shape[0] / total
-    return (weight * state.P, weight * state.optimizer_state, state.n_updates - t0,
+    return (weight * state.P, weight * state.optimizer_state[slots], state.n_updates - t0,
             weight * loss)  # fmt: skip
 
 
@@ -241,13 +289,14 @@ class AverageEpoch:
             # The blocks' terms are added where they lie, pairwise in block
             # order (tree_sum): a fixed order of additions wherever the blocks
             # are, and one term per worker crossing the network.
+            shared = executor.broadcast(state, state.P.nbytes + state.optimizer_state.nbytes)
             terms = executor.map(
-                train_block, blocks.handles, executor.broadcast(state), trainer.cfg, trainer.run,
-                trainer.backend, self.shuffle, lr, round_, self.rounds, total,
+                train_block, blocks.handles, shared, trainer.cfg, trainer.run, trainer.backend,
+                self.shuffle, lr, round_, self.rounds, total,
             )  # fmt: skip
             P, moments, updates, loss = tree_sum(executor, terms, add_terms)
             state.P[...] = P
-            state.optimizer_state[...] = moments
+            state.optimizer_state[list(slots_in_use(trainer.cfg))] = moments
             state.n_updates += updates
             round_losses.append((loss, total))
         # Weighted as the blocks are, so that one round's loss is the epoch's exactly.
@@ -267,7 +316,7 @@ class GradientEpoch:
         trainer, blocks, executor = self.trainer, self.blocks, self.executor
         state = trainer.train_state
         started = time.perf_counter()
-        shared = executor.broadcast(state.P)
+        shared = executor.broadcast(state.P, state.P.nbytes)
         sums = executor.map(block_gradient, blocks.handles, shared, trainer.cfg, trainer.backend)
         loss_sum, G_sum = tree_sum(executor, sums, add_sums)
         n = blocks.n_samples

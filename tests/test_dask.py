@@ -361,3 +361,25 @@ def test_estimators_take_sample_weight(client):
     model = fastgd.dask.MiniBatchRegressor(epochs=3, tol=None, random_state=4)
     model.fit(blocks(X, 1), y, sample_weight=w)
     assert np.array_equal(model.coef_, fastgd.fit(X, y, w, epochs=3, random_state=4).coef)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop",
+                                       "adam", "adamw"])  # fmt: skip
+@pytest.mark.parametrize("average, l1_method", [(False, "proximal"), (True, "cumulative")])
+def test_the_average_moves_the_optimizer_slots_the_settings_write_and_no_other(
+    optimizer, average, l1_method
+):
+    # What the blocks send back is slots_in_use's slots: any other slot a
+    # fit writes would be lost in the average.
+    from fastgd._config import N_STATE_SLOTS, slots_in_use
+    from fastgd._settings import FIT, check_settings, kernel_records
+
+    X, y = make_problem("squared_error", np.float64, n=300)
+    settings = dict(optimizer=optimizer, average=average, penalty="l1", alpha=0.01,
+                    l1_method=l1_method, epochs=2, random_state=0)  # fmt: skip
+    state = fastgd.fit(X, y, **settings).state
+    cfg, _ = kernel_records(check_settings(FIT, settings), n_samples=300)
+    used = slots_in_use(cfg)
+    others = [slot for slot in range(N_STATE_SLOTS) if slot not in used]
+    assert np.all(state.optimizer_state[others] == 0)
+    assert all(np.any(state.optimizer_state[slot] != 0) for slot in used)
