@@ -57,7 +57,7 @@ def fit(X, y, sample_weight=None, **settings):
     ----------
     X : dask array, dask DataFrame or array-like of shape (n_samples, n_features)
         A dask array is trained on block by block, its row chunks being the
-        blocks: persist it first (``X = X.persist()``) so that it is read
+        blocks: persist it first, with y (``X, y = dask.persist(X, y)``), so that it is read
         once. Chunks along the columns are merged once into one column chunk
         (a row must be whole in a block); unknown chunk sizes (a dask
         DataFrame's ``to_dask_array()``) are computed once. A dask DataFrame
