@@ -191,6 +191,18 @@ def test_the_readme_end_to_end_table_is_the_committed_figures():
     assert block.strip() == end_to_end.readme_table(figures).strip()
 
 
+def test_the_readme_dask_table_is_the_committed_figures():
+    # docs/dask.json is what `make bench-dask` wrote; the README shows its table.
+    from pathlib import Path
+
+    from bench import dask as dask_bench
+
+    root = Path(__file__).resolve().parents[1]
+    figures = json.loads((root / "docs" / "dask.json").read_text())
+    block = readme_block((root / "README.md").read_text(), dask_bench.README_BLOCK)
+    assert block.strip() == dask_bench.readme_table(figures).strip()
+
+
 def test_dask_bench_reports_fastgd_strategies_and_the_peers_or_why_not(tmp_path, capsys):
     pytest.importorskip("distributed")
     from bench import dask as dask_bench
