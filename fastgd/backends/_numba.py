@@ -1114,7 +1114,9 @@ def batch_gradient(X, y, rows, P, cfg, execution, sample_weight):
     G = np.empty(P.shape)
     z, g = np.empty(P.shape[0]), np.empty(P.shape[0])
     if m <= CHUNK_ROWS:
-        return rows_gradient(X, y, rows, 0, m, P, G, cfg, execution, inv_m, z, g, sample_weight), G
+        # np.int64(0), not 0: a literal start would compile a second copy of rows_gradient.
+        return rows_gradient(X, y, rows, np.int64(0), m, P, G, cfg, execution, inv_m, z, g,
+                             sample_weight), G  # fmt: skip
     n_chunks = (m + CHUNK_ROWS - 1) // CHUNK_ROWS
     parts = np.empty((min(n_chunks, WAVE_CHUNKS),) + P.shape)
     losses = np.empty(parts.shape[0])

@@ -383,7 +383,7 @@ def run_epoch_sparse(data, indices, indptr, y, order, P, state, cfg, execution, 
         stop = min(start + batch_size, n_rows)
         inv_m = 1.0 / (stop - start)
         batch_loss = 0.0
-        n_touched = 0
+        n_touched = np.int64(0)  # not a literal 0: one compiled copy of the callees
         for r in range(start, stop):
             prefetch_ahead(data, indices, indptr, y, order, P, r, n_rows)
             i = order[r]
