@@ -30,13 +30,14 @@ test: $(STAMP)
 # - Numba compiles every kernel afresh with NUMBA_BOUNDSCHECK=1, into a cache
 #   directory of its own (a cached release kernel would otherwise be reused).
 # The subset: the contract grid in float64 at batch size 1, the Cython
-# backend's own tests and its cells of the thread, hogwild, read-only and
-# row-order tests, the property-based tests and divergence.
+# backend's own tests (in float64: the indices the checks guard do not depend
+# on the dtype) and its cells of the thread, hogwild, read-only and row-order
+# tests, the property-based tests and divergence.
 DEBUG_DIR := build/test-debug
 DEBUG_TESTS := tests/test_contract.py tests/test_cython_backend.py \
 	tests/test_properties.py tests/test_divergence.py tests/test_numba_boundscheck.py \
 	tests/test_sparse.py tests/test_threads.py tests/test_copies.py
-DEBUG_SELECT := (float64 and bs1) or test_cython_backend or test_properties \
+DEBUG_SELECT := (float64 and bs1) or (test_cython_backend and not float32) or test_properties \
 	or test_divergence or test_numba_boundscheck \
 	or (test_sparse and not matches_the and not lazy_reference) \
 	or (test_threads and cython) \

@@ -7,6 +7,7 @@ tests are coroutines on an asynchronous client, and ``fastgd.dask.fit``
 is a synchronous call.
 """
 
+import signal
 import time
 
 import numpy as np
@@ -25,6 +26,16 @@ from distributed.utils_test import (  # noqa: E402, F401  (Dask's fixtures, used
 
 import fastgd.dask  # noqa: E402
 from support import make_problem  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_kept():
+    # distributed.utils_test's cluster() leaves SIGINT ignored in this
+    # process (it starts its processes with it ignored): put back what was
+    # there, or the interrupt tests that follow in this process cannot stop.
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 def held_tasks(client):

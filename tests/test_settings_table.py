@@ -67,7 +67,7 @@ EXECUTION_FIELDS = ("n_threads", "hogwild", "sparse_update", "row_order")
 CHOSEN_NOT_RECORDED = {"backend", "strategy", "rounds_per_epoch", "client"}
 
 # The data arguments before each entry point's settings.
-DATA = {FIT: ["X", "y", "sample_weight"], DASK_FIT: ["X", "y"]}
+DATA = {FIT: ["X", "y", "sample_weight"], DASK_FIT: ["X", "y", "sample_weight"]}
 
 
 def entry_point(entry):
