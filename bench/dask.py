@@ -132,7 +132,8 @@ def round_overheads(tasks, spans, epoch_seconds):
         for task in tasks:
             for part in task["startstops"]:
                 if part["action"] == "compute" and start <= part["start"] < stop:
-                    busy[task["worker"]] = busy.get(task["worker"], 0.0) + part["stop"] - part["start"]
+                    seconds = part["stop"] - part["start"]
+                    busy[task["worker"]] = busy.get(task["worker"], 0.0) + seconds
         if wall > 0:
             shares.append(max(0.0, (wall - max(busy.values(), default=0.0)) / wall))
     steady = shares[1:] or shares

@@ -184,7 +184,7 @@ def tree_sum(executor, handles, add):
 
 
 def fold(add, *terms):
-    """``add(add(terms[0], terms[1]), terms[2])…``: one group of :func:`tree_sum`, left to right."""
+    """One group of :func:`tree_sum`, left to right: ``add(add(terms[0], terms[1]), …)``."""
     return functools.reduce(add, terms)
 
 
@@ -202,12 +202,12 @@ def block_seed(seed, index):
 
 
 def round_rows(rows, round_, rounds):
-    """The slice ``[start, stop)`` of a block of ``rows`` rows that round ``round_`` of ``rounds`` trains on."""
+    """``(start, stop)``: the rows of a block of ``rows`` that round ``round_`` of ``rounds`` takes."""
     return rows * round_ // rounds, rows * (round_ + 1) // rounds
 
 
 def train_block(block, index, state, cfg, run, backend, shuffle, lr, round_, rounds, total):
-    """Round ``round_`` of ``rounds`` of the state's epoch on one block, as its share of the average.
+    """Round ``round_`` of ``rounds`` of the state's epoch on one block: its term of the average.
 
     The block's epoch order is drawn from ``(block_seed, epoch)``; round r
     trains on its r-th consecutive slice (:func:`round_rows`) with

@@ -70,7 +70,7 @@ def fit(X, y, sample_weight=None, **settings):
     y : dask array, dask Series or array-like of shape (n_samples,) or (n_samples, n_outputs)
         As for :func:`fastgd.fit`, rechunked to X's row chunks if its own
         differ; a block may lack classes (the classes are those of all of y).
-    sample_weight : dask array, dask Series, array-like of shape (n_samples,), float or None, default=None
+    sample_weight : dask array or array-like of shape (n_samples,), float or None, default=None
         As for :func:`fastgd.fit` (each row's loss and gradient times its
         weight), rechunked to X's row chunks; checked blockwise in the same
         pass as X (a block's weights may all be 0, not all of them). The

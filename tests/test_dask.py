@@ -14,6 +14,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import fastgd  # noqa: E402
+import fastgd._dask_driver  # noqa: E402
 import fastgd.dask  # noqa: E402
 from fastgd import DivergenceError  # noqa: E402
 from support import make_problem  # noqa: E402
@@ -137,6 +138,17 @@ def test_same_bits_run_after_run_and_on_one_or_two_workers(client, strategy, bat
             assert_same_bits(fastgd.dask.fit(X_blocks, y, client=one_worker, **settings), first)
 
 
+def test_a_large_state_is_broadcast_by_one_held_task_and_gives_the_same_bits(client, monkeypatch):
+    X, y = make_problem("log_loss", np.float64, n=N)
+    settings = dict(loss="log_loss", optimizer="adam", batch_size=16, epochs=2, random_state=3)
+    inline = fastgd.dask.fit(blocks(X, 4), y, **settings)
+    monkeypatch.setattr(fastgd._dask_driver, "INLINE_BYTES", 0)
+    with distributed.get_task_stream(client) as stream:
+        held = fastgd.dask.fit(blocks(X, 4), y, **settings)
+    assert sum("held" in t["key"] for t in stream.data) == 2  # one per round
+    assert_same_bits(held, inline)
+
+
 @pytest.fixture(scope="module")
 def process_client():
     """A cluster of 2 worker processes (each restarted by its nanny when killed)."""
@@ -159,7 +171,10 @@ def kill_after_epoch_1(client, pid=None):
     return callback, killed
 
 
-def test_a_worker_killed_mid_fit_changes_no_bit(process_client):
+@pytest.mark.parametrize("broadcast", ["inside the tasks", "by a held task"])
+def test_a_worker_killed_mid_fit_changes_no_bit(process_client, monkeypatch, broadcast):
+    if broadcast == "by a held task":
+        monkeypatch.setattr(fastgd._dask_driver, "INLINE_BYTES", 0)
     X, y = make_problem("squared_error", np.float64, n=N)
     X_blocks = blocks(X, 4)
     settings = dict(epochs=4, random_state=5, batch_size=16, client=process_client)
