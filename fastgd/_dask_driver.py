@@ -66,7 +66,7 @@ class ClientExecutor:
     """A ``distributed.Client``: blocks stay on the workers that computed them.
 
     A task given a block's future is scheduled where that block lives; the
-    state it starts from is broadcast by a task of its own. A block
+    state it starts from goes with the tasks (``broadcast``). A block
     lost with its worker is recomputed from its graph by the scheduler (and
     the tasks that needed it rerun, with the same inputs, so the same bits);
     one that cannot be recomputed raises a RuntimeError, never a partial
@@ -284,11 +284,11 @@ class AverageEpoch:
         lr = trainer.learning_rate(state.n_epochs)
         round_losses = []
         for round_ in range(self.rounds):
-            spans = [round_rows(rows, round_, self.rounds) for rows in blocks.rows]
-            total = sum(stop - start for start, stop in spans)
-            # The blocks' terms are added where they lie, pairwise in block
-            # order (tree_sum): a fixed order of additions wherever the blocks
-            # are, and one term per worker crossing the network.
+            total = sum(stop - start for start, stop in
+                        (round_rows(rows, round_, self.rounds) for rows in blocks.rows))
+            # The blocks' terms are added where they lie, TREE_WIDTH at a time
+            # in block order (tree_sum): a fixed order of additions wherever
+            # the blocks are, and about one term per worker crossing the network.
             shared = executor.broadcast(state, state.P.nbytes + state.optimizer_state.nbytes)
             terms = executor.map(
                 train_block, blocks.handles, shared, trainer.cfg, trainer.run, trainer.backend,

@@ -49,7 +49,7 @@ def fit(X, y, sample_weight=None, **settings):
 
     ``strategy='gradient'``: each epoch is one full-batch step; every block
     computes its loss sum and gradient sum (the backend's
-    ``batch_gradient``), the sums are added pairwise in block order (a fixed
+    ``batch_gradient``), the sums are added four at a time in block order (a fixed
     tree) and the driver makes one update (``apply_update``). It equals
     ``fastgd.fit(X, y, batch_size=None, shuffle=False)`` to rounding.
 
